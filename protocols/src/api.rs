@@ -1,0 +1,217 @@
+//! API paths, request and response types, and naming rules shared by the
+//! server, camsim, the tests and the benchmark.
+//!
+//! Field names follow seed 001 (`/api/v1/apps/{app}/…`) exactly.
+
+use serde::{Deserialize, Serialize};
+
+/// Base of every REST route.
+pub const API_BASE: &str = "/api/v1";
+/// Device WebSocket endpoint.
+pub const INGEST_WS_PATH: &str = "/ingest/ws";
+/// Viewer WebSocket endpoint.
+pub const LIVE_WS_PATH: &str = "/live/ws";
+/// Longest room or identity accepted.
+pub const MAX_SLUG_LEN: usize = 64;
+
+/// `POST /api/v1/apps/{app}/ws-ingest`.
+pub fn ws_ingest_path(app: &str) -> String {
+    format!("{API_BASE}/apps/{app}/ws-ingest")
+}
+
+/// `GET /live/{app}/{room}/mjpeg`.
+pub fn mjpeg_path(app: &str, room: &str) -> String {
+    format!("/live/{app}/{room}/mjpeg")
+}
+
+/// `GET /live/{app}/{room}/frame.jpg`.
+pub fn frame_path(app: &str, room: &str) -> String {
+    format!("/live/{app}/{room}/frame.jpg")
+}
+
+/// The `{ "data", "error" }` envelope every `/api/v1` route answers with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// The payload on success.
+    pub data: Option<T>,
+    /// The error on failure.
+    pub error: Option<ErrorBody>,
+}
+
+/// The error half of [`Envelope`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable snake_case code.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// Body of `POST /api/v1/apps/{app}/ws-ingest`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MintWsIngest {
+    /// Room, short (`cam1`) or namespaced (`live-cam1`).
+    pub room: String,
+    /// Camera identity; defaults to `wscam-` + the key's last 6 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+/// Answer of `POST /api/v1/apps/{app}/ws-ingest`: the key is shown only here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MintedWsIngest {
+    /// Key id, `wsi_…`.
+    pub id: String,
+    /// The camera key, `wsk_…`, shown once.
+    pub stream_key: String,
+    /// Namespaced room.
+    pub room: String,
+    /// Camera identity.
+    pub identity: String,
+    /// Device WebSocket URL.
+    pub ws_url: String,
+    /// MJPEG URL.
+    pub mjpeg_url: String,
+    /// Last-frame URL.
+    pub frame_url: String,
+    /// Player page URL.
+    pub player_url: String,
+    /// Embeddable player URL.
+    pub embed_url: String,
+}
+
+/// A row of `GET /api/v1/apps/{app}/ws-ingest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WsIngestKey {
+    /// Key id, `wsi_…`.
+    pub id: String,
+    /// Namespaced room.
+    pub room: String,
+    /// The key, masked (`wsk_…abcd`): camgate stores only its hash.
+    pub stream_key: String,
+    /// A camera is connected with this key now.
+    pub active: bool,
+    /// Camera identity.
+    pub identity: String,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// Frames accepted on the current connection.
+    #[serde(default)]
+    pub frames_received: u64,
+    /// Frames dropped on the current connection, by reason.
+    #[serde(default)]
+    pub frames_dropped: DropCounts,
+    /// Viewers watching the room now.
+    #[serde(default)]
+    pub viewers: u64,
+}
+
+/// Dropped-frame counters, by the reason names of the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct DropCounts {
+    /// Over `maxFrameBytes`.
+    pub too_large: u64,
+    /// Not one whole JPEG.
+    pub not_jpeg: u64,
+    /// Above the fps cap.
+    pub fps: u64,
+}
+
+/// Answer of the public `GET /api/v1/apps/{app}/ws-ingest/live/{room}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveInfo {
+    /// A camera is live in the room.
+    pub active: bool,
+    /// `ws-mjpeg` when live, else null.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Namespaced room.
+    pub room: String,
+    /// MJPEG URL, when live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mjpeg_url: Option<String>,
+    /// Last-frame URL, when live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_url: Option<String>,
+    /// Viewer WebSocket URL, when live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws_url: Option<String>,
+}
+
+/// Why a name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SlugError {
+    /// Empty.
+    #[error("must not be empty")]
+    Empty,
+    /// Longer than [`MAX_SLUG_LEN`].
+    #[error("must be at most 64 characters")]
+    TooLong,
+    /// Characters outside `[A-Za-z0-9_-]`, or not starting alphanumeric.
+    #[error("must match ^[A-Za-z0-9][A-Za-z0-9_-]*$")]
+    BadCharacters,
+}
+
+/// Checks a room or identity: `^[A-Za-z0-9][A-Za-z0-9_-]*$`, at most 64.
+pub fn validate_slug(s: &str) -> Result<(), SlugError> {
+    let Some(first) = s.bytes().next() else {
+        return Err(SlugError::Empty);
+    };
+    if s.len() > MAX_SLUG_LEN {
+        return Err(SlugError::TooLong);
+    }
+    if !first.is_ascii_alphanumeric()
+        || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(SlugError::BadCharacters);
+    }
+    Ok(())
+}
+
+/// The seed's room namespacing rule: omitted → the prefix; already prefixed
+/// (equal to the prefix or starting with `<prefix>-`) → unchanged; otherwise
+/// `<prefix>-<room>`.
+pub fn namespace_room(prefix: &str, room: Option<&str>) -> String {
+    match room {
+        None | Some("") => prefix.to_owned(),
+        Some(r) if r == prefix => r.to_owned(),
+        Some(r) if r.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('-')) => r.to_owned(),
+        Some(r) => format!("{prefix}-{r}"),
+    }
+}
+
+/// Masks a secret for listings: its prefix and last 4 characters.
+pub fn mask_key(prefix: &str, last4: &str) -> String {
+    format!("{prefix}…{last4}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespacing_follows_the_seed() {
+        assert_eq!(namespace_room("live", Some("demo")), "live-demo");
+        assert_eq!(namespace_room("live", Some("live-demo")), "live-demo");
+        assert_eq!(namespace_room("live", None), "live");
+        assert_eq!(namespace_room("live", Some("live")), "live");
+        assert_eq!(namespace_room("live", Some("lively")), "live-lively");
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(validate_slug("cam1"), Ok(()));
+        assert_eq!(validate_slug("Cam_1-x"), Ok(()));
+        assert_eq!(validate_slug(""), Err(SlugError::Empty));
+        assert_eq!(validate_slug("-cam"), Err(SlugError::BadCharacters));
+        assert_eq!(validate_slug("cam 1"), Err(SlugError::BadCharacters));
+        assert_eq!(validate_slug("cam/../x"), Err(SlugError::BadCharacters));
+        assert_eq!(validate_slug(&"a".repeat(64)), Ok(()));
+        assert_eq!(validate_slug(&"a".repeat(65)), Err(SlugError::TooLong));
+    }
+}
