@@ -1,1 +1,164 @@
-fn main(){}
+//! `camgate serve`: flags and environment variables, then the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use camgate::Config;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "camgate",
+    version,
+    about = "Edge ingest gateway for cameras plus a WebRTC SFU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "CAMGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the database and media live [default: ./camgate-data].
+    #[arg(long, env = "CAMGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address [default: 0.0.0.0:8080].
+    #[arg(long, env = "CAMGATE_HTTP")]
+    http: Option<SocketAddr>,
+    /// Base of every URL the API returns [default: derived from --http].
+    #[arg(long, env = "CAMGATE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Honour X-Forwarded-For (only behind a trusted reverse proxy).
+    #[arg(long, env = "CAMGATE_TRUST_FORWARDED")]
+    trust_forwarded: Option<bool>,
+    /// Camera handshakes per minute per address (0 = unlimited) [default: 60].
+    #[arg(long, env = "CAMGATE_WS_HANDSHAKES_PER_MINUTE")]
+    ws_handshakes_per_minute: Option<u32>,
+    /// Frames per second accepted per camera [default: 15].
+    #[arg(long, env = "CAMGATE_WS_MAX_FPS")]
+    ws_max_fps: Option<u32>,
+    /// Largest camera frame in KiB [default: 256].
+    #[arg(long, env = "CAMGATE_WS_MAX_FRAME_KB")]
+    ws_max_frame_kb: Option<u32>,
+    /// Seconds without a frame before a camera is closed [default: 30].
+    #[arg(long, env = "CAMGATE_WS_IDLE_TIMEOUT")]
+    ws_idle_timeout: Option<u32>,
+    /// Seconds between pings to cameras [default: 15].
+    #[arg(long, env = "CAMGATE_WS_PING_INTERVAL")]
+    ws_ping_interval: Option<u32>,
+    /// Rate asked of a camera nobody watches, 0 = never ask [default: 1].
+    #[arg(long, env = "CAMGATE_WS_IDLE_FPS")]
+    ws_idle_fps: Option<u32>,
+}
+
+fn load(args: ServeArgs) -> Result<Config, String> {
+    let mut c = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    macro_rules! set {
+        ($($arg:ident => $($field:ident).+),* $(,)?) => {
+            $( if let Some(v) = args.$arg { c.$($field).+ = v.into(); } )*
+        };
+    }
+    set!(
+        data_dir => data_dir,
+        http => http,
+        trust_forwarded => trust_forwarded,
+        ws_handshakes_per_minute => ws_ingest.handshakes_per_minute,
+        ws_max_fps => ws_ingest.max_fps,
+        ws_max_frame_kb => ws_ingest.max_frame_kb,
+        ws_idle_timeout => ws_ingest.idle_timeout_secs,
+        ws_ping_interval => ws_ingest.ping_interval_secs,
+        ws_idle_fps => ws_ingest.idle_fps,
+    );
+    if let Some(u) = args.public_url {
+        c.public_url = Some(u);
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve(args) = Cli::parse().command;
+    let admin_token = std::env::var("CAMGATE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let config = match load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("camgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.http).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("camgate: cannot listen on {}: {e}", config.http);
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match camgate::Server::start(config, listener, admin_token).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("camgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(token) = &server.generated_admin_token {
+        // Shown once: only its hash is stored.
+        println!("admin token (shown once, store it now): {token}");
+    }
+    println!(
+        "camgate listening on http://{} (public URL {})",
+        server.local_addr,
+        server.public_base()
+    );
+    match server.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("camgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -166,7 +166,9 @@ pub fn validate_slug(s: &str) -> Result<(), SlugError> {
         return Err(SlugError::TooLong);
     }
     if !first.is_ascii_alphanumeric()
-        || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Err(SlugError::BadCharacters);
     }
@@ -180,7 +182,12 @@ pub fn namespace_room(prefix: &str, room: Option<&str>) -> String {
     match room {
         None | Some("") => prefix.to_owned(),
         Some(r) if r == prefix => r.to_owned(),
-        Some(r) if r.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('-')) => r.to_owned(),
+        Some(r)
+            if r.strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('-')) =>
+        {
+            r.to_owned()
+        }
         Some(r) => format!("{prefix}-{r}"),
     }
 }

@@ -196,16 +196,28 @@ mod tests {
 
     #[test]
     fn control_omits_unset_fields() {
-        let m = ServerMessage::Control { fps: Some(1), quality: None, frame_size: None, reason: None };
+        let m = ServerMessage::Control {
+            fps: Some(1),
+            quality: None,
+            frame_size: None,
+            reason: None,
+        };
         assert_eq!(m.to_json(), r#"{"type":"control","fps":1}"#);
     }
 
     #[test]
     fn device_messages() {
-        let s = DeviceMessage::parse(r#"{"type":"stats","fps":9.5,"rssi":-61,"heapFree":123,"frames":7}"#);
+        let s = DeviceMessage::parse(
+            r#"{"type":"stats","fps":9.5,"rssi":-61,"heapFree":123,"frames":7}"#,
+        );
         assert_eq!(
             s,
-            Some(DeviceMessage::Stats { fps: Some(9.5), rssi: Some(-61), heap_free: Some(123), frames: Some(7) })
+            Some(DeviceMessage::Stats {
+                fps: Some(9.5),
+                rssi: Some(-61),
+                heap_free: Some(123),
+                frames: Some(7)
+            })
         );
         assert_eq!(DeviceMessage::parse(r#"{"type":"hello"}"#), None);
         assert_eq!(DeviceMessage::parse("not json"), None);

@@ -194,10 +194,7 @@ fn end_of_image(frame: &[u8], padding: TrailingPadding) -> Result<usize, JpegErr
         .rposition(|&b| b != 0)
         .ok_or(JpegError::NoEndOfImage)?;
     let end = last_nonzero + 1;
-    if end >= 4
-        && n - end <= MAX_TRAILING_ZEROS
-        && frame[end - 2] == 0xFF
-        && frame[end - 1] == EOI
+    if end >= 4 && n - end <= MAX_TRAILING_ZEROS && frame[end - 2] == 0xFF && frame[end - 1] == EOI
     {
         Ok(end)
     } else {
@@ -329,7 +326,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_truncation() {
-        assert_eq!(check(b"", TrailingPadding::default()), Err(JpegError::TooShort(0)));
+        assert_eq!(
+            check(b"", TrailingPadding::default()),
+            Err(JpegError::TooShort(0))
+        );
         assert_eq!(
             check(b"hello world", TrailingPadding::default()),
             Err(JpegError::NoStartOfImage)
@@ -355,27 +355,46 @@ mod tests {
         f.extend_from_slice(&[0; 100]);
         let info = check(&f, TrailingPadding::TrimZeros).expect("trimmed");
         assert_eq!((info.len, info.trimmed), (n, 100));
-        assert_eq!(check(&f, TrailingPadding::Reject), Err(JpegError::NoEndOfImage));
+        assert_eq!(
+            check(&f, TrailingPadding::Reject),
+            Err(JpegError::NoEndOfImage)
+        );
         f.push(1);
-        assert_eq!(check(&f, TrailingPadding::TrimZeros), Err(JpegError::NoEndOfImage));
+        assert_eq!(
+            check(&f, TrailingPadding::TrimZeros),
+            Err(JpegError::NoEndOfImage)
+        );
         assert_eq!("reject".parse(), Ok(TrailingPadding::Reject));
     }
 
     #[test]
     fn stamp_round_trip_and_patch() {
-        let stamp = CaptureStamp { seq: 42, unix_micros: 1_700_000_000_123_456 };
+        let stamp = CaptureStamp {
+            seq: 42,
+            unix_micros: 1_700_000_000_123_456,
+        };
         let mut f = stamp.insert(&tiny_jpeg());
         let info = check(&f, TrailingPadding::Reject).expect("valid");
         assert_eq!(info.stamp, Some(stamp));
-        let later = CaptureStamp { seq: 43, unix_micros: 1_700_000_000_223_456 };
+        let later = CaptureStamp {
+            seq: 43,
+            unix_micros: 1_700_000_000_223_456,
+        };
         assert!(later.patch(&mut f));
-        assert_eq!(check(&f, TrailingPadding::Reject).expect("valid").stamp, Some(later));
+        assert_eq!(
+            check(&f, TrailingPadding::Reject).expect("valid").stamp,
+            Some(later)
+        );
         assert!(!later.patch(&mut tiny_jpeg()));
     }
 
     #[test]
     fn never_panics_on_any_prefix_or_flip() {
-        let f = CaptureStamp { seq: 1, unix_micros: 2 }.insert(&tiny_jpeg());
+        let f = CaptureStamp {
+            seq: 1,
+            unix_micros: 2,
+        }
+        .insert(&tiny_jpeg());
         for i in 0..f.len() {
             for b in [0x00, 0xFF, 0xD9, 0xDA, 0x7F] {
                 let mut g = f.clone();

@@ -172,7 +172,8 @@ impl Reader {
                     self.state = State::Headers;
                 }
                 State::Headers => {
-                    let (end, sep) = match (find(&self.buf, b"\r\n\r\n"), find(&self.buf, b"\n\n")) {
+                    let (end, sep) = match (find(&self.buf, b"\r\n\r\n"), find(&self.buf, b"\n\n"))
+                    {
                         (Some(a), Some(b)) if b < a => (b, 2),
                         (Some(a), _) => (a, 4),
                         (None, Some(b)) => (b, 2),
@@ -190,7 +191,10 @@ impl Reader {
                     if let Some(len) = len
                         && len > self.max_part
                     {
-                        return Err(MultipartError::PartTooLarge { len, limit: self.max_part });
+                        return Err(MultipartError::PartTooLarge {
+                            len,
+                            limit: self.max_part,
+                        });
                     }
                     self.buf.advance(end + sep);
                     self.state = State::Body(len);
@@ -327,7 +331,10 @@ mod tests {
     fn limits() {
         let mut r = Reader::with_limit(BOUNDARY, 4);
         r.push(&stream(&[b"too long"]));
-        assert_eq!(r.pull(), Err(MultipartError::PartTooLarge { len: 8, limit: 4 }));
+        assert_eq!(
+            r.pull(),
+            Err(MultipartError::PartTooLarge { len: 8, limit: 4 })
+        );
         let mut r = Reader::new(BOUNDARY);
         r.push(&vec![b'x'; Reader::MAX_HEADER + 100]);
         assert_eq!(r.pull(), Err(MultipartError::NoBoundary));

@@ -1,0 +1,177 @@
+//! The native app-scoped API of seed 001: `/api/v1/apps/{app}/…`.
+//!
+//! This part: camera keys for the device WebSocket (`ws-ingest`).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{delete, get};
+use camgate_protocols::api::{
+    LiveInfo, MintWsIngest, MintedWsIngest, WsIngestKey, mask_key, namespace_room, validate_slug,
+};
+
+use super::{ApiError, ApiJson, Auth, created, ok};
+use crate::auth::{hash_secret, now_rfc3339, random_id, random_secret};
+use crate::server::{SharedState, Urls};
+use crate::store::{App, WsKey};
+
+/// Routes under `/api/v1`.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/apps/{app}/ws-ingest", get(list_ws_keys).post(mint_ws_key))
+        .route("/apps/{app}/ws-ingest/{id}", delete(revoke_ws_key))
+        .route("/apps/{app}/ws-ingest/live/{room}", get(live_info))
+}
+
+/// Loads an app or answers 404 `app_not_found`.
+pub async fn load_app(state: &SharedState, name: &str) -> Result<App, ApiError> {
+    if validate_slug(name).is_err() {
+        return Err(ApiError::not_found("app_not_found", "unknown app"));
+    }
+    state
+        .db
+        .app_by_name(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app_not_found", format!("unknown app {name}")))
+}
+
+async fn mint_ws_key(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path(app): Path<String>,
+    ApiJson(body): ApiJson<MintWsIngest>,
+) -> Result<Response, ApiError> {
+    let app = load_app(&state, &app).await?;
+    who.require(app.id, "ingress:create")?;
+    validate_slug(&body.room)
+        .map_err(|e| ApiError::bad_request("invalid_room", format!("room {e}")))?;
+    if let Some(identity) = &body.identity {
+        validate_slug(identity)
+            .map_err(|e| ApiError::bad_request("invalid_identity", format!("identity {e}")))?;
+    }
+    let room = namespace_room(&app.room_prefix, Some(&body.room));
+    let stream_key = random_secret("wsk_", 24);
+    let tail = &stream_key[stream_key.len() - 6..];
+    let identity = body
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("wscam-{tail}"));
+    let key = WsKey {
+        id: random_id("wsi_", 6),
+        app_id: app.id,
+        room: room.clone(),
+        identity: identity.clone(),
+        key_last4: stream_key[stream_key.len() - 4..].to_owned(),
+        created_at: now_rfc3339(),
+    };
+    state
+        .db
+        .insert_ws_key(&key, &hash_secret(&stream_key))
+        .await?;
+    tracing::info!(app = %app.name, %room, key_id = %key.id, "camera key minted");
+    let urls = state.urls(&app.name, &room);
+    Ok(created(MintedWsIngest {
+        id: key.id,
+        stream_key,
+        room,
+        identity,
+        ws_url: state.ingest_ws_url(&app.name, &body.room),
+        mjpeg_url: urls.mjpeg,
+        frame_url: urls.frame,
+        player_url: urls.player,
+        embed_url: urls.embed,
+    }))
+}
+
+async fn list_ws_keys(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    let app = load_app(&state, &app).await?;
+    who.require(app.id, "ingress:read")?;
+    let keys = state.db.list_ws_keys(app.id).await?;
+    let rows: Vec<WsIngestKey> = keys
+        .into_iter()
+        .map(|k| {
+            let live = state.cameras.stats(&k.id);
+            let viewers = state
+                .hub
+                .get(&crate::hub::RoomKey {
+                    app: app.name.clone(),
+                    room: k.room.clone(),
+                })
+                .map_or(0, |r| r.viewer_count() as u64);
+            WsIngestKey {
+                stream_key: mask_key("wsk_", &k.key_last4),
+                active: live.is_some(),
+                frames_received: live.as_ref().map_or(0, |s| s.frames()),
+                frames_dropped: live.as_ref().map(|s| s.drops()).unwrap_or_default(),
+                viewers,
+                id: k.id,
+                room: k.room,
+                identity: k.identity,
+                created_at: k.created_at,
+            }
+        })
+        .collect();
+    Ok(ok(rows))
+}
+
+async fn revoke_ws_key(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path((app, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let app = load_app(&state, &app).await?;
+    who.require(app.id, "ingress:delete")?;
+    if !state.db.revoke_ws_key(app.id, &id).await? {
+        return Err(ApiError::not_found(
+            "not_found",
+            format!("no camera key {id}"),
+        ));
+    }
+    let closed = state.cameras.kick(&id, crate::ingest::ws::Kick::revoked());
+    tracing::info!(app = %app.name, key_id = %id, closed, "camera key revoked");
+    Ok(ok(serde_json::json!({ "id": id, "deleted": true })))
+}
+
+async fn live_info(
+    State(state): State<SharedState>,
+    Path((app, room)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let app = load_app(&state, &app).await?;
+    if !app.public_playback {
+        return Err(ApiError::not_found(
+            "not_found",
+            "public playback is off for this app",
+        ));
+    }
+    let room = namespace_room(&app.room_prefix, Some(&room));
+    let key = crate::hub::RoomKey {
+        app: app.name.clone(),
+        room: room.clone(),
+    };
+    let live = state.hub.get(&key).is_some_and(|r| r.publisher().is_some());
+    let info = if live {
+        let Urls { mjpeg, frame, .. } = state.urls(&app.name, &room);
+        LiveInfo {
+            active: true,
+            kind: Some("ws-mjpeg".into()),
+            ws_url: Some(state.viewer_ws_url(&app.name, &room)),
+            room,
+            mjpeg_url: Some(mjpeg),
+            frame_url: Some(frame),
+        }
+    } else {
+        LiveInfo {
+            active: false,
+            kind: None,
+            room,
+            mjpeg_url: None,
+            frame_url: None,
+            ws_url: None,
+        }
+    };
+    Ok(ok(info))
+}

@@ -1,0 +1,211 @@
+//! Secrets, hashing and who may do what.
+//!
+//! Every secret camgate issues (API tokens `sk_…`, camera keys `wsk_…`) is
+//! 192+ bits of randomness, stored only as its SHA-256 and shown once. A
+//! fast hash is right for such high-entropy secrets (nothing to brute-force);
+//! stored hashes are compared in constant time.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::store::TokenRow;
+
+/// Now as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `prefix` + `n` random bytes, base64url.
+pub fn random_secret(prefix: &str, n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `prefix` + `n` random bytes, hex (for ids).
+pub fn random_id(prefix: &str, n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+/// SHA-256 of a secret, hex.
+pub fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Constant-time equality of two strings.
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// An authenticated API caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Token row id.
+    pub token_id: i64,
+    /// App the token is bound to; `None` for global tokens.
+    pub app_id: Option<i64>,
+    /// Narrowed permissions (`resource:action`); `None` = all of its scope.
+    pub permissions: Option<Vec<String>>,
+}
+
+/// Why a principal may not do something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// The token is bound to another app.
+    OtherApp,
+    /// The token lacks this permission.
+    Missing(&'static str),
+}
+
+impl Principal {
+    /// Builds a principal from a token row, checking hash and expiry.
+    pub fn from_row(row: TokenRow, presented_hash: &str) -> Option<Principal> {
+        if !ct_eq(&row.token_hash, presented_hash) {
+            return None;
+        }
+        if let Some(exp) = &row.expires_at {
+            let exp = OffsetDateTime::parse(exp, &Rfc3339).ok()?;
+            if exp <= OffsetDateTime::now_utc() {
+                return None;
+            }
+        }
+        let app_id = if row.scope == "global" {
+            None
+        } else {
+            Some(row.app_id?)
+        };
+        Some(Principal {
+            token_id: row.id,
+            app_id,
+            permissions: row.permissions,
+        })
+    }
+
+    /// Checks that this caller may do `permission` in app `app_id`.
+    pub fn require(&self, app_id: i64, permission: &'static str) -> Result<(), Denied> {
+        if self.app_id.is_some_and(|a| a != app_id) {
+            return Err(Denied::OtherApp);
+        }
+        match &self.permissions {
+            Some(p) if !p.iter().any(|g| grants(g, permission)) => Err(Denied::Missing(permission)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `resource:*` and `*` grant every action; otherwise an exact match.
+fn grants(granted: &str, wanted: &str) -> bool {
+    granted == "*"
+        || granted == wanted
+        || granted
+            .strip_suffix(":*")
+            .is_some_and(|res| wanted.split(':').next() == Some(res))
+}
+
+/// A per-address token bucket: `per_minute` handshakes, refilled smoothly.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_minute` events per address (0 = unlimited).
+    pub fn new(per_minute: u32) -> RateLimiter {
+        RateLimiter {
+            per_minute,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `ip` at `now`; false when the address is over.
+    pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+        if self.per_minute == 0 {
+            return true;
+        }
+        let cap = f64::from(self.per_minute);
+        let rate = cap / 60.0;
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            // Forget addresses whose bucket has refilled: bounded memory.
+            map.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < cap
+            });
+        }
+        let (tokens, at) = map.entry(ip).or_insert((cap, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(cap);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn secrets_have_the_documented_shape() {
+        let k = random_secret("wsk_", 24);
+        assert!(k.starts_with("wsk_") && k.len() == 4 + 32);
+        let id = random_id("wsi_", 6);
+        assert_eq!(id.len(), 4 + 12);
+        assert_eq!(hash_secret("abc").len(), 64);
+        assert!(ct_eq("abc", "abc") && !ct_eq("abc", "abd") && !ct_eq("abc", "ab"));
+    }
+
+    #[test]
+    fn permissions_narrow_and_apps_isolate() {
+        let p = Principal {
+            token_id: 1,
+            app_id: Some(7),
+            permissions: Some(vec!["ingress:*".into()]),
+        };
+        assert_eq!(p.require(7, "ingress:create"), Ok(()));
+        assert_eq!(p.require(8, "ingress:create"), Err(Denied::OtherApp));
+        assert_eq!(
+            p.require(7, "stream:read"),
+            Err(Denied::Missing("stream:read"))
+        );
+        let g = Principal {
+            token_id: 2,
+            app_id: None,
+            permissions: None,
+        };
+        assert_eq!(g.require(99, "ingress:delete"), Ok(()));
+    }
+
+    #[test]
+    fn rate_limiter_refills() {
+        let l = RateLimiter::new(2);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let t = Instant::now();
+        assert!(l.allow(ip, t) && l.allow(ip, t));
+        assert!(!l.allow(ip, t));
+        assert!(l.allow(ip, t + Duration::from_secs(31)));
+        assert!(RateLimiter::new(0).allow(ip, t));
+    }
+}

@@ -1,0 +1,179 @@
+//! Typed configuration: TOML file, overridden by environment variables and
+//! flags (read in `main` only), then checked by [`Config::validate`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use camgate_protocols::jpeg::TrailingPadding;
+use serde::Deserialize;
+
+/// Everything `camgate serve` can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database and media files live.
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub http: SocketAddr,
+    /// Base of every URL the API returns; derived from `http` when unset.
+    pub public_url: Option<String>,
+    /// Honour `X-Forwarded-For` for client addresses (only behind a proxy).
+    pub trust_forwarded: bool,
+    /// Device WebSocket ingest.
+    pub ws_ingest: WsIngestConfig,
+}
+
+/// Limits and timers of the device WebSocket (defaults from the reference).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsIngestConfig {
+    /// Frames per second accepted per camera; excess frames are dropped.
+    pub max_fps: u32,
+    /// Largest frame in KiB; a larger one closes the connection with 4413.
+    pub max_frame_kb: u32,
+    /// Seconds without an accepted frame before closing with 4408.
+    pub idle_timeout_secs: u32,
+    /// Seconds between server pings; two unanswered pings end the connection.
+    pub ping_interval_secs: u32,
+    /// Handshakes per minute per client address (0 = unlimited).
+    pub handshakes_per_minute: u32,
+    /// Consecutive non-JPEG frames before closing with 1003 (0 = never).
+    pub invalid_frames_close_after: u32,
+    /// Rate asked of a camera nobody watches (0 = never ask).
+    pub idle_fps: u32,
+    /// Seconds after the last viewer leaves before asking for `idle_fps`.
+    pub idle_grace_secs: u32,
+    /// What to do with bytes after a frame's EOI marker.
+    #[serde(with = "padding_serde")]
+    pub trailing_padding: TrailingPadding,
+}
+
+mod padding_serde {
+    use camgate_protocols::jpeg::TrailingPadding;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TrailingPadding, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./camgate-data"),
+            http: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            public_url: None,
+            trust_forwarded: false,
+            ws_ingest: WsIngestConfig::default(),
+        }
+    }
+}
+
+impl Default for WsIngestConfig {
+    fn default() -> Self {
+        WsIngestConfig {
+            max_fps: 15,
+            max_frame_kb: 256,
+            idle_timeout_secs: 30,
+            ping_interval_secs: 15,
+            handshakes_per_minute: 60,
+            invalid_frames_close_after: 5,
+            idle_fps: 1,
+            idle_grace_secs: 5,
+            trailing_padding: TrailingPadding::default(),
+        }
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let w = &self.ws_ingest;
+        if w.max_fps == 0 || w.max_fps > 1000 {
+            return Err(ConfigError("ws_ingest.max_fps must be 1..=1000".into()));
+        }
+        if w.max_frame_kb == 0 || w.max_frame_kb > 8 * 1024 {
+            return Err(ConfigError(
+                "ws_ingest.max_frame_kb must be 1..=8192".into(),
+            ));
+        }
+        if w.idle_timeout_secs == 0 || w.ping_interval_secs == 0 {
+            return Err(ConfigError(
+                "ws_ingest.idle_timeout_secs and ping_interval_secs must be > 0".into(),
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError(
+                "public_url must start with http:// or https://".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The public base URL for a server bound to `bound` (no trailing slash).
+    pub fn public_base(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None if bound.ip().is_unspecified() => format!("http://localhost:{}", bound.port()),
+            None => format!("http://{bound}"),
+        }
+    }
+}
+
+impl WsIngestConfig {
+    /// Largest accepted frame in bytes.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max_frame_kb as usize * 1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let c = Config::from_toml("http = \"127.0.0.1:9000\"\n[ws_ingest]\nmax_fps = 5\n")
+            .expect("valid");
+        assert_eq!(c.http.port(), 9000);
+        assert_eq!(c.ws_ingest.max_fps, 5);
+        assert_eq!(c.ws_ingest.max_frame_kb, 256);
+        assert!(Config::from_toml("htp = \"x\"").is_err());
+        let bad = Config::from_toml("[ws_ingest]\nmax_fps = 0\n").expect("parses");
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn public_base_is_derived_from_the_bound_address() {
+        let c = Config::default();
+        assert_eq!(
+            c.public_base("0.0.0.0:8080".parse().expect("addr")),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            c.public_base("127.0.0.1:81".parse().expect("addr")),
+            "http://127.0.0.1:81"
+        );
+        let c = Config {
+            public_url: Some("https://cams.example/".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.public_base("0.0.0.0:1".parse().expect("addr")),
+            "https://cams.example"
+        );
+    }
+}

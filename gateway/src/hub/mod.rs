@@ -1,0 +1,267 @@
+//! The stream hub: one room slot per (app, room), holding the latest frame.
+//!
+//! A frame is encoded once as a multipart part ([`Part`]) and shared as
+//! `Bytes`; fan-out clones handles, never bytes. Each room publishes through
+//! a `watch` channel, which is exactly the skip-to-newest queue of depth one
+//! the design asks for: the camera never waits for a viewer, a slow viewer
+//! simply sees the newest frame when it is ready again, a new viewer gets the
+//! latest frame at once, and memory per room is one frame plus the frames
+//! viewers are still writing.
+//!
+//! A slot lives while it has a publisher or a viewer; guards remove it when
+//! the last of them goes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use camgate_protocols::multipart::Part;
+use camgate_sfu::SourceKind;
+use tokio::sync::watch;
+
+/// One frame as published to viewers.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The encoded multipart part; [`Part::jpeg`] is the JPEG alone.
+    pub part: Part,
+    /// Sequence number given by the hub, per room.
+    pub seq: u64,
+    /// When the hub received it.
+    pub received_at: Instant,
+}
+
+/// Identifies a room slot: app name and namespaced room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoomKey {
+    /// App name.
+    pub app: String,
+    /// Namespaced room.
+    pub room: String,
+}
+
+/// A room slot.
+#[derive(Debug)]
+pub struct Room {
+    key: RoomKey,
+    frames: watch::Sender<Option<Frame>>,
+    viewers: watch::Sender<usize>,
+    publisher: Mutex<Option<SourceKind>>,
+    next_seq: AtomicU64,
+}
+
+impl Room {
+    /// The room's key.
+    pub fn key(&self) -> &RoomKey {
+        &self.key
+    }
+
+    /// Viewers watching now.
+    pub fn viewer_count(&self) -> usize {
+        *self.viewers.borrow()
+    }
+
+    /// Follows the viewer count (for the camera's rate control).
+    pub fn watch_viewers(&self) -> watch::Receiver<usize> {
+        self.viewers.subscribe()
+    }
+
+    /// The latest frame, if any.
+    pub fn latest(&self) -> Option<Frame> {
+        self.frames.borrow().clone()
+    }
+
+    /// The kind of source publishing now.
+    pub fn publisher(&self) -> Option<SourceKind> {
+        *self.publisher.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes one JPEG: encodes the part once and wakes every viewer.
+    pub fn publish(&self, jpeg: &[u8], received_at: Instant) {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let frame = Frame {
+            part: Part::encode(jpeg),
+            seq,
+            received_at,
+        };
+        self.frames.send_replace(Some(frame));
+    }
+}
+
+/// All room slots of this node.
+#[derive(Debug, Default)]
+pub struct Hub {
+    rooms: Mutex<HashMap<RoomKey, Arc<Room>>>,
+    viewers_total: AtomicUsize,
+    publishers_total: AtomicUsize,
+}
+
+/// Held by a publisher; dropping it releases the slot's publisher seat.
+#[derive(Debug)]
+pub struct PublisherGuard {
+    room: Arc<Room>,
+    hub: Weak<Hub>,
+}
+
+/// Held by a viewer; dropping it counts the viewer out.
+#[derive(Debug)]
+pub struct ViewerGuard {
+    room: Arc<Room>,
+    hub: Weak<Hub>,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Arc<Hub> {
+        Arc::new(Hub::default())
+    }
+
+    fn slot(&self, key: &RoomKey) -> Arc<Room> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Room {
+                    key: key.clone(),
+                    frames: watch::Sender::new(None),
+                    viewers: watch::Sender::new(0),
+                    publisher: Mutex::new(None),
+                    next_seq: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// The slot for `key` if it exists (a publisher or viewer is present).
+    pub fn get(&self, key: &RoomKey) -> Option<Arc<Room>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Takes the publisher seat of a room (creating the slot).
+    ///
+    /// The caller ensures one publisher per room (the key registry replaces
+    /// an older connection before a newer one publishes).
+    pub fn publish(self: &Arc<Hub>, key: &RoomKey, kind: SourceKind) -> PublisherGuard {
+        let room = self.slot(key);
+        *room.publisher.lock().unwrap_or_else(|e| e.into_inner()) = Some(kind);
+        self.publishers_total.fetch_add(1, Ordering::Relaxed);
+        PublisherGuard {
+            room,
+            hub: Arc::downgrade(self),
+        }
+    }
+
+    /// Joins an existing room as a viewer; `None` when nothing is there.
+    pub fn watch(
+        self: &Arc<Hub>,
+        key: &RoomKey,
+    ) -> Option<(ViewerGuard, watch::Receiver<Option<Frame>>)> {
+        let room = self.get(key)?;
+        room.viewers.send_modify(|n| *n += 1);
+        self.viewers_total.fetch_add(1, Ordering::Relaxed);
+        let rx = room.frames.subscribe();
+        Some((
+            ViewerGuard {
+                room,
+                hub: Arc::downgrade(self),
+            },
+            rx,
+        ))
+    }
+
+    /// Rooms, viewers and publishers present now.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner()).len();
+        (
+            rooms,
+            self.viewers_total.load(Ordering::Relaxed),
+            self.publishers_total.load(Ordering::Relaxed),
+        )
+    }
+
+    fn release(&self, room: &Arc<Room>) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = room.viewer_count() == 0 && room.publisher().is_none();
+        if idle && rooms.get(&room.key).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(&room.key);
+        }
+    }
+}
+
+impl PublisherGuard {
+    /// The room being published to.
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
+    }
+}
+
+impl Drop for PublisherGuard {
+    fn drop(&mut self) {
+        *self
+            .room
+            .publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(hub) = self.hub.upgrade() {
+            hub.publishers_total.fetch_sub(1, Ordering::Relaxed);
+            hub.release(&self.room);
+        }
+    }
+}
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.room.viewers.send_modify(|n| *n = n.saturating_sub(1));
+        if let Some(hub) = self.hub.upgrade() {
+            hub.viewers_total.fetch_sub(1, Ordering::Relaxed);
+            hub.release(&self.room);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> RoomKey {
+        RoomKey {
+            app: "live".into(),
+            room: "live-cam1".into(),
+        }
+    }
+
+    #[test]
+    fn slot_lives_while_publisher_or_viewer_is_present() {
+        let hub = Hub::new();
+        assert!(hub.watch(&key()).is_none());
+        let p = hub.publish(&key(), SourceKind::WsMjpeg);
+        let (v, rx) = hub.watch(&key()).expect("room exists");
+        assert_eq!(hub.counts(), (1, 1, 1));
+        drop(p);
+        assert!(hub.get(&key()).is_some(), "viewer keeps the slot");
+        drop(v);
+        drop(rx);
+        assert!(hub.get(&key()).is_none());
+        assert_eq!(hub.counts(), (0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn slow_viewer_skips_to_newest_and_new_viewer_gets_latest() {
+        let hub = Hub::new();
+        let p = hub.publish(&key(), SourceKind::WsMjpeg);
+        let (_v, mut rx) = hub.watch(&key()).expect("room");
+        for i in 0..10u8 {
+            p.room().publish(&[i], Instant::now());
+        }
+        rx.changed().await.expect("sender alive");
+        let f = rx.borrow_and_update().clone().expect("frame");
+        assert_eq!((&f.part.jpeg()[..], f.seq), (&[9u8][..], 9));
+        let (_v2, rx2) = hub.watch(&key()).expect("room");
+        assert_eq!(rx2.borrow().as_ref().map(|f| f.seq), Some(9));
+        assert_eq!(p.room().viewer_count(), 2);
+    }
+}

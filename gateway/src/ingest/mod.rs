@@ -1,0 +1,3 @@
+//! Ingest adapters, one module per protocol.
+
+pub mod ws;

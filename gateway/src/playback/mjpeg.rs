@@ -1,0 +1,180 @@
+//! MJPEG playback with no transcode step: `/live/{app}/{room}/mjpeg`,
+//! `/live/{app}/{room}/frame.jpg` and the viewer WebSocket `/live/ws`.
+//!
+//! Each response writes the hub's pre-encoded part (shared `Bytes`), so a
+//! frame costs the server one buffer per frame, not per viewer. A viewer that
+//! cannot keep up is not queued for: when its socket drains it gets the newest
+//! frame (see the hub), so it never slows the camera or anyone else.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use camgate_protocols::api::namespace_room;
+use camgate_protocols::multipart::{CONTENT_TYPE, PREAMBLE};
+use tokio::sync::watch;
+
+use crate::api::ApiError;
+use crate::api::native::load_app;
+use crate::hub::{Frame, RoomKey, ViewerGuard};
+use crate::server::SharedState;
+
+async fn room_key(state: &SharedState, app: &str, room: &str) -> Result<RoomKey, ApiError> {
+    let app = load_app(state, app).await?;
+    if !app.public_playback {
+        // Join tokens arrive with the SFU; until then a private app's
+        // playback is closed rather than open.
+        return Err(ApiError::Unauthorized("play token required"));
+    }
+    if camgate_protocols::api::validate_slug(room).is_err() {
+        return Err(ApiError::not_found("stream_not_found", "no such stream"));
+    }
+    Ok(RoomKey {
+        room: namespace_room(&app.room_prefix, Some(room)),
+        app: app.name,
+    })
+}
+
+fn no_store(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+}
+
+/// `GET /live/{app}/{room}/mjpeg`.
+pub async fn mjpeg(
+    State(state): State<SharedState>,
+    Path((app, room)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = room_key(&state, &app, &room).await?;
+    let (guard, mut rx) = state.hub.watch(&key).ok_or_else(|| {
+        ApiError::not_found("stream_not_found", format!("{} is not live", key.room))
+    })?;
+    rx.mark_changed();
+    let viewer = Viewer {
+        _guard: guard,
+        rx,
+        shutdown: state.shutdown.clone(),
+        started: false,
+    };
+    let stream = futures_util::stream::unfold(viewer, |mut v| async move {
+        if !v.started {
+            v.started = true;
+            return Some((Ok::<Bytes, std::io::Error>(Bytes::from_static(PREAMBLE)), v));
+        }
+        let frame = v.next().await?;
+        Some((Ok(frame.part.bytes().clone()), v))
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    resp.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+struct Viewer {
+    _guard: ViewerGuard,
+    rx: watch::Receiver<Option<Frame>>,
+    shutdown: watch::Receiver<bool>,
+    started: bool,
+}
+
+impl Viewer {
+    /// The newest frame not yet seen; `None` when the server shuts down.
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            tokio::select! {
+                changed = self.rx.changed() => {
+                    changed.ok()?;
+                    if let Some(f) = self.rx.borrow_and_update().clone() {
+                        return Some(f);
+                    }
+                }
+                _ = self.shutdown.changed() => return None,
+            }
+        }
+    }
+}
+
+/// `GET /live/{app}/{room}/frame.jpg`.
+pub async fn frame(
+    State(state): State<SharedState>,
+    Path((app, room)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = room_key(&state, &app, &room).await?;
+    let frame = state
+        .hub
+        .get(&key)
+        .and_then(|r| r.latest())
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "stream_not_found",
+                format!("{} has no frame: not live", key.room),
+            )
+        })?;
+    let mut resp = Body::from(frame.part.jpeg()).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+/// `GET /live/ws?app=…&room=…`: one binary JPEG per message.
+pub async fn viewer_ws(
+    State(state): State<SharedState>,
+    Query(q): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let app = q
+        .get("app")
+        .map(String::as_str)
+        .unwrap_or("live")
+        .to_owned();
+    let room = q.get("room").cloned().unwrap_or_default();
+    let found = match room_key(&state, &app, &room).await {
+        Ok(key) => state.hub.watch(&key).ok_or((4404, "stream_not_found")),
+        Err(ApiError::Unauthorized(_)) => Err((4401, "playback_unauthorized")),
+        Err(_) => Err((4404, "stream_not_found")),
+    };
+    ws.on_upgrade(move |mut socket| async move {
+        let (guard, mut rx) = match found {
+            Ok(v) => v,
+            Err((code, reason)) => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                return;
+            }
+        };
+        rx.mark_changed();
+        let mut v = Viewer { _guard: guard, rx, shutdown: state.shutdown.clone(), started: true };
+        loop {
+            tokio::select! {
+                frame = v.next() => {
+                    let Some(frame) = frame else {
+                        let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
+                        break;
+                    };
+                    if socket.send(Message::Binary(frame.part.jpeg())).await.is_err() {
+                        break;
+                    }
+                }
+                msg = socket.recv() => match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    })
+}

@@ -1,0 +1,22 @@
+//! The player pages: `/play/{app}/{room}` and `/embed/{app}/{room}`.
+//!
+//! One static page; the script reads app and room from its own path, asks
+//! the public live-info route whether a camera is live and shows its MJPEG in
+//! an `<img>`, retrying while the camera is offline.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+const PAGE: &str = include_str!("player.html");
+
+/// Serves the player page (the same page for play and embed).
+pub async fn page() -> Response {
+    let mut resp = PAGE.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}

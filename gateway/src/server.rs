@@ -1,0 +1,239 @@
+//! The HTTP server: shared state, the router and the serve loop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, ApiError};
+use crate::auth::{RateLimiter, hash_secret, random_secret};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::ingest::ws::Cameras;
+use crate::playback::{mjpeg, player};
+use crate::store::Db;
+
+/// Largest JSON body the API accepts.
+pub const MAX_API_BODY: usize = 64 * 1024;
+
+/// State shared by every handler.
+#[derive(Debug)]
+pub struct AppState {
+    /// Validated configuration.
+    pub config: Config,
+    /// Platform state.
+    pub db: Db,
+    /// Live rooms.
+    pub hub: Arc<Hub>,
+    /// Connected cameras by key.
+    pub cameras: Cameras,
+    /// Device handshake limiter per address.
+    pub handshake_limiter: RateLimiter,
+    /// Base of returned URLs, without trailing slash.
+    pub public_base: String,
+    /// Flips to true when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Process start.
+    pub started: Instant,
+}
+
+/// How handlers hold the state.
+pub type SharedState = Arc<AppState>;
+
+/// Playback URLs of a room.
+#[derive(Debug)]
+pub struct Urls {
+    /// MJPEG stream.
+    pub mjpeg: String,
+    /// Last frame.
+    pub frame: String,
+    /// Player page.
+    pub player: String,
+    /// Embeddable player.
+    pub embed: String,
+}
+
+impl AppState {
+    /// Playback URLs for `room` (namespaced) of `app`.
+    pub fn urls(&self, app: &str, room: &str) -> Urls {
+        let b = &self.public_base;
+        Urls {
+            mjpeg: format!("{b}/live/{app}/{room}/mjpeg"),
+            frame: format!("{b}/live/{app}/{room}/frame.jpg"),
+            player: format!("{b}/play/{app}/{room}"),
+            embed: format!("{b}/embed/{app}/{room}"),
+        }
+    }
+
+    fn ws_base(&self) -> String {
+        match self.public_base.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", self.public_base.trim_start_matches("http://")),
+        }
+    }
+
+    /// The device WebSocket URL for a camera of `room` (as given).
+    pub fn ingest_ws_url(&self, app: &str, room: &str) -> String {
+        format!("{}/ingest/ws?app={app}&room={room}", self.ws_base())
+    }
+
+    /// The viewer WebSocket URL of a room.
+    pub fn viewer_ws_url(&self, app: &str, room: &str) -> String {
+        format!("{}/live/ws?app={app}&room={room}", self.ws_base())
+    }
+}
+
+/// The whole router, apart from `main` so tests can drive it directly.
+pub fn app(state: SharedState) -> Router {
+    let api = api::native::routes()
+        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_API_BODY));
+    Router::new()
+        .route("/health", get(health))
+        .nest("/api/v1", api)
+        .route("/ingest/ws", get(crate::ingest::ws::handler))
+        .route("/live/ws", get(mjpeg::viewer_ws))
+        .route("/live/{app}/{room}/mjpeg", get(mjpeg::mjpeg))
+        .route("/live/{app}/{room}/frame.jpg", get(mjpeg::frame))
+        .route("/play/{app}/{room}", get(player::page))
+        .route("/embed/{app}/{room}", get(player::page))
+        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .with_state(state)
+}
+
+async fn health(State(state): State<SharedState>) -> Response {
+    let (rooms, viewers, publishers) = state.hub.counts();
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "up": true,
+        "version": env!("CARGO_PKG_VERSION"),
+        "ts": crate::auth::now_rfc3339(),
+        "uptimeSeconds": state.started.elapsed().as_secs(),
+        "live": {
+            "cameras": state.cameras.count(),
+            "publishers": publishers,
+            "rooms": rooms,
+            "viewers": viewers,
+        },
+    }))
+    .into_response()
+}
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The listener failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The admin token from the environment is unusable.
+    #[error("CAMGATE_ADMIN_TOKEN must be at least 16 characters")]
+    WeakAdminToken,
+}
+
+/// A server that has opened its database and bound its listener.
+#[derive(Debug)]
+pub struct Server {
+    state: SharedState,
+    listener: TcpListener,
+    shutdown_tx: watch::Sender<bool>,
+    /// A newly generated admin token, to be shown once.
+    pub generated_admin_token: Option<String>,
+    /// The bound HTTP address.
+    pub local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Opens the data dir, migrates, bootstraps the admin token and the
+    /// default app, and ends streams a previous run left active.
+    pub async fn start(
+        config: Config,
+        listener: TcpListener,
+        admin_token: Option<String>,
+    ) -> Result<Server, ServeError> {
+        let db = Db::open(&config.data_dir).await?;
+        db.ensure_default_app().await?;
+        let generated_admin_token = match admin_token {
+            Some(t) if t.len() < 16 => return Err(ServeError::WeakAdminToken),
+            Some(t) => {
+                db.set_admin_token(&hash_secret(&t)).await?;
+                None
+            }
+            None if !db.has_global_token().await? => {
+                let t = random_secret("sk_", 32);
+                db.set_admin_token(&hash_secret(&t)).await?;
+                Some(t)
+            }
+            None => None,
+        };
+        let stale = db.end_stale_streams().await?;
+        if stale > 0 {
+            tracing::info!(stale, "marked streams of a previous run as ended");
+        }
+        let local_addr = listener.local_addr()?;
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let state = Arc::new(AppState {
+            public_base: config.public_base(local_addr),
+            handshake_limiter: RateLimiter::new(config.ws_ingest.handshakes_per_minute),
+            config,
+            db,
+            hub: Hub::new(),
+            cameras: Cameras::default(),
+            shutdown,
+            started: Instant::now(),
+        });
+        Ok(Server {
+            state,
+            listener,
+            shutdown_tx,
+            generated_admin_token,
+            local_addr,
+        })
+    }
+
+    /// The public base URL.
+    pub fn public_base(&self) -> &str {
+        &self.state.public_base
+    }
+
+    /// Serves until `shutdown` resolves, then closes every connection
+    /// cleanly (cameras get 1001) and closes the database.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Server {
+            state,
+            listener,
+            shutdown_tx,
+            ..
+        } = self;
+        let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let tx = shutdown_tx.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                let _ = tx.send(true);
+            })
+            .await?;
+        // Upgraded WebSockets are not tracked by the HTTP server: give them
+        // a moment to send their close frames and record stream ends.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while state.cameras.count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        state.db.close().await;
+        Ok(())
+    }
+}
