@@ -1,1 +1,269 @@
+//! Harness for end-to-end tests and the benchmark: start the real `camgate`
+//! binary on an ephemeral loopback port with a temp data dir, talk to it as
+//! users' software does, and find real peers (Chromium, node) or fail under
+//! `CI=true` when one is missing.
+#![deny(missing_docs)]
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use camgate_protocols::api::MintedWsIngest;
+use camgate_protocols::multipart;
+use futures_util::StreamExt;
+
+/// Admin token the harness gives every gateway it starts.
+pub const ADMIN_TOKEN: &str = "sk_test_admin_token_0123456789";
+
+/// The folder holding the workspace's built binaries (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("CAMGATE_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // Test executables live in target/<profile>/deps.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().expect("exe dir");
+    if dir.ends_with("deps") {
+        dir.parent().expect("profile dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// Path of a workspace binary, failing clearly when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace` first (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// Whether a real peer program is available. Under `CI=true` a missing peer
+/// is a failure, never a silent skip.
+pub fn peer_available(program: &str) -> bool {
+    let found = which(program).is_some();
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("peer {program} is missing and CI=true: scripts/test installs it");
+        }
+        eprintln!("SKIP: peer {program} not installed (scripts/test installs it)");
+    }
+    found
+}
+
+/// Looks a program up on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Path::new(program).exists().then(|| PathBuf::from(program));
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.exists())
+}
+
+/// A running camgate.
+pub struct Gateway {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its temp data dir.
+    pub data_dir: PathBuf,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    stderr_log: PathBuf,
+}
+
+impl Gateway {
+    /// Starts camgate with extra flags (e.g. `--ws-idle-timeout 1`).
+    pub fn start(extra: &[&str]) -> Gateway {
+        Gateway::start_with(bin("camgate"), extra, &[])
+    }
+
+    /// Starts a given camgate binary with extra flags and taskset-style prefix.
+    pub fn start_with(binary: PathBuf, extra: &[&str], prefix: &[&str]) -> Gateway {
+        let data_dir = std::env::temp_dir().join(format!(
+            "camgate-test-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&data_dir).expect("temp dir");
+        let stderr_log = data_dir.join("camgate.log");
+        let log = std::fs::File::create(&stderr_log).expect("log file");
+        let mut cmd = if let Some((first, rest)) = prefix.split_first() {
+            let mut c = Command::new(first);
+            c.args(rest).arg(&binary);
+            c
+        } else {
+            Command::new(&binary)
+        };
+        cmd.arg("serve")
+            .arg("--http")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(extra)
+            .env("CAMGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env(
+                "RUST_LOG",
+                std::env::var("CAMGATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let mut child = cmd.spawn().expect("spawn camgate");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("camgate exited before listening")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("camgate listening on ") {
+                break rest.split_whitespace().next().expect("address").to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Gateway {
+            child: Some(child),
+            base,
+            data_dir,
+            http: reqwest::Client::new(),
+            stderr_log,
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// `ws://127.0.0.1:PORT`.
+    pub fn ws_base(&self) -> String {
+        self.base.replacen("http://", "ws://", 1)
+    }
+
+    /// Mints a camera key for `room` in app `live`.
+    pub async fn mint(&self, room: &str) -> MintedWsIngest {
+        camgate_firmware_sim::mint_key(&self.http, &self.base, ADMIN_TOKEN, "live", room)
+            .await
+            .expect("mint camera key")
+    }
+
+    /// GET with the admin token, returning status and JSON.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- camgate log ---\n{}", self.log());
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    t ^ (N.fetch_add(1, Ordering::Relaxed) << 32)
+}
+
+/// An MJPEG viewer reading `multipart/x-mixed-replace` as a player does.
+pub struct MjpegViewer {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    reader: multipart::Reader,
+    /// The response's Content-Type.
+    pub content_type: String,
+}
+
+impl MjpegViewer {
+    /// Opens an MJPEG URL; `Err(status)` when the server refuses it.
+    pub async fn open(http: &reqwest::Client, url: &str) -> Result<MjpegViewer, u16> {
+        let r = http.get(url).send().await.map_err(|_| 0u16)?;
+        if !r.status().is_success() {
+            return Err(r.status().as_u16());
+        }
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let boundary = content_type
+            .split("boundary=")
+            .nth(1)
+            .unwrap_or(multipart::BOUNDARY)
+            .to_owned();
+        Ok(MjpegViewer {
+            body: Box::pin(r.bytes_stream()),
+            reader: multipart::Reader::new(&boundary),
+            content_type,
+        })
+    }
+
+    /// The next whole part, or `None` when the stream ends.
+    pub async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(p) = self.reader.pull().expect("valid multipart") {
+                return Some(p);
+            }
+            let chunk = self.body.next().await?.ok()?;
+            self.reader.push(&chunk);
+        }
+    }
+
+    /// The next part within `timeout`.
+    pub async fn next_frame_within(&mut self, timeout: Duration) -> Option<Bytes> {
+        tokio::time::timeout(timeout, self.next_frame())
+            .await
+            .ok()
+            .flatten()
+    }
+}
