@@ -1,0 +1,63 @@
+//! Headless Chromium watches a camera in camgate's player page (an `<img>` on
+//! the MJPEG URL) and the picture is proven to change between two reads.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use camgate_hardware_tests::{Gateway, MjpegViewer, bin, peer_available};
+
+#[tokio::test]
+async fn chromium_player_page_shows_a_moving_picture() {
+    if !peer_available("chromium") || !peer_available("node") {
+        return;
+    }
+    let script_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    if !script_dir.join("node_modules/playwright-core").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "playwright-core not installed in hardware-tests/browser (scripts/test runs npm ci)"
+        );
+        eprintln!("SKIP: playwright-core not installed (scripts/test installs it)");
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let m = gw.mint("browser").await;
+    let mut camsim = Command::new(bin("camsim"))
+        .args(["--url", &m.ws_url, "--key", &m.stream_key, "--fps", "10", "--size", "QVGA", "--duration", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn camsim");
+    for _ in 0..100 {
+        if MjpegViewer::open(&gw.http, &m.mjpeg_url).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shot = gw.data_dir.join("player.png");
+    let out = tokio::task::spawn_blocking({
+        let url = m.player_url.clone();
+        let shot = shot.clone();
+        move || {
+            Command::new("node")
+                .arg(script_dir.join("mjpeg-player.mjs"))
+                .arg(url)
+                .arg(shot)
+                .output()
+                .expect("run node")
+        }
+    })
+    .await
+    .expect("join");
+    let _ = camsim.kill();
+    let _ = camsim.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "browser script failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json result");
+    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(320), Some(240)), "{v}");
+    let changed = v["changedPixels"].as_u64().expect("count");
+    // A moving bar and counter change far more than 1 % of the picture.
+    assert!(changed > 768, "picture did not change: {v}");
+    assert_eq!(v["state"], "LIVE");
+    assert!(shot.exists(), "screenshot written");
+}
