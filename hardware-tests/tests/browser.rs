@@ -23,7 +23,18 @@ async fn chromium_player_page_shows_a_moving_picture() {
     let gw = Gateway::start(&[]);
     let m = gw.mint("browser").await;
     let mut camsim = Command::new(bin("camsim"))
-        .args(["--url", &m.ws_url, "--key", &m.stream_key, "--fps", "10", "--size", "QVGA", "--duration", "60"])
+        .args([
+            "--url",
+            &m.ws_url,
+            "--key",
+            &m.stream_key,
+            "--fps",
+            "10",
+            "--size",
+            "QVGA",
+            "--duration",
+            "60",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -52,9 +63,17 @@ async fn chromium_player_page_shows_a_moving_picture() {
     let _ = camsim.kill();
     let _ = camsim.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "browser script failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json result");
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(320), Some(240)), "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{v}"
+    );
     let changed = v["changedPixels"].as_u64().expect("count");
     // A moving bar and counter change far more than 1 % of the picture.
     assert!(changed > 768, "picture did not change: {v}");

@@ -1,1 +1,312 @@
-fn main() {}
+//! `camgate-bench`: load benchmarks against the real release binary.
+//!
+//! `camgate-bench mjpeg` runs simulated cameras (pre-encoded, stamped frames)
+//! and MJPEG viewers against a camgate it starts pinned to one core, and
+//! prints frames in/out per second, delivery, added latency (camera stamp →
+//! viewer receive), camgate's CPU in cores and its RSS. Not a test: it
+//! reports figures and asserts nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use camgate_firmware_sim::camera::{self, CameraOptions};
+use camgate_firmware_sim::frames::{FrameSource, unix_micros};
+use camgate_hardware_tests::{ADMIN_TOKEN, Gateway, MjpegViewer, bin_dir};
+use camgate_protocols::device::FrameSize;
+use camgate_protocols::jpeg::{self, TrailingPadding};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "camgate-bench",
+    about = "Benchmarks camgate against simulated cameras and viewers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Cameras over the device WebSocket, viewers over MJPEG.
+    Mjpeg(MjpegArgs),
+}
+
+#[derive(clap::Args)]
+struct MjpegArgs {
+    /// Cameras.
+    #[arg(long, default_value_t = 1)]
+    cameras: u32,
+    /// MJPEG viewers per camera.
+    #[arg(long, default_value_t = 1)]
+    viewers_per_camera: u32,
+    /// Total viewers of a single camera (shorthand for --cameras 1 --viewers-per-camera N).
+    #[arg(long)]
+    viewers: Option<u32>,
+    /// Frames per second per camera.
+    #[arg(long, default_value_t = 25.0)]
+    fps: f64,
+    /// Frame size (QVGA ≈ 8 KB, VGA ≈ 30 KB frames at the default quality).
+    #[arg(long, default_value = "VGA")]
+    size: FrameSize,
+    /// esp32-camera quality (0-63).
+    #[arg(long, default_value_t = 12)]
+    quality: u8,
+    /// Seconds measured (after warm-up).
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// camgate binary [default: next to this one].
+    #[arg(long)]
+    camgate: Option<std::path::PathBuf>,
+    /// Core to pin camgate to (this process takes the others); -1 = no pinning.
+    #[arg(long, default_value_t = 0)]
+    pin_core: i32,
+}
+
+fn proc_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the comm field.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn proc_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+async fn frames_received(gw: &Gateway) -> u64 {
+    let (_, v) = gw.get_json("/api/v1/apps/live/ws-ingest").await;
+    v["data"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r["framesReceived"].as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn mjpeg(args: MjpegArgs) {
+    let (cameras, per_camera) = match args.viewers {
+        Some(v) => (1, v),
+        None => (args.cameras, args.viewers_per_camera),
+    };
+    if args.pin_core >= 0 {
+        // Leave camgate's core to camgate: this process and its threads take the rest.
+        let others: Vec<String> = (0..std::thread::available_parallelism().map_or(2, |n| n.get())
+            as i32)
+            .filter(|c| *c != args.pin_core)
+            .map(|c| c.to_string())
+            .collect();
+        if !others.is_empty() {
+            let _ = std::process::Command::new("taskset")
+                .args([
+                    "-a",
+                    "-p",
+                    "-c",
+                    &others.join(","),
+                    &std::process::id().to_string(),
+                ])
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
+    }
+    let binary = args
+        .camgate
+        .clone()
+        .unwrap_or_else(|| bin_dir().join("camgate"));
+    let core = args.pin_core.to_string();
+    let prefix: Vec<&str> = if args.pin_core >= 0 {
+        vec!["taskset", "-c", &core]
+    } else {
+        vec![]
+    };
+    let max_fps = (args.fps.ceil() as u32 + 5).to_string();
+    let gw = Gateway::start_with(
+        binary,
+        &[
+            "--ws-handshakes-per-minute",
+            "0",
+            "--ws-max-fps",
+            &max_fps,
+            "--ws-idle-fps",
+            "0",
+        ],
+        &prefix,
+    );
+    let pid = gw.pid();
+    let total_secs = args.warmup + args.seconds + 2;
+
+    // Cameras.
+    let source = FrameSource::ring(args.size, args.quality, 30);
+    let frame_bytes = source.frame(0).len();
+    let mut mjpeg_urls = Vec::new();
+    let mut cams = Vec::new();
+    for i in 0..cameras {
+        let m = camgate_firmware_sim::mint_key(
+            &gw.http,
+            &gw.base,
+            ADMIN_TOKEN,
+            "live",
+            &format!("bench-{i}"),
+        )
+        .await
+        .expect("mint");
+        let mut o = CameraOptions::new(m.ws_url.clone(), m.stream_key.clone(), source.clone());
+        o.fps = args.fps;
+        o.duration = Some(Duration::from_secs(total_secs + 2));
+        o.obey_control = false;
+        o.stats_every = Duration::from_secs(3600);
+        cams.push(tokio::spawn(camera::run(o)));
+        mjpeg_urls.push(m.mjpeg_url);
+    }
+
+    // Viewers: open once each camera is live.
+    let measuring = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let stop_at = Instant::now() + Duration::from_secs(total_secs);
+    let mut viewers = Vec::new();
+    for url in &mjpeg_urls {
+        for _ in 0..per_camera {
+            let (url, measuring, received, latencies) = (
+                url.clone(),
+                measuring.clone(),
+                received.clone(),
+                latencies.clone(),
+            );
+            let http = gw.http.clone();
+            viewers.push(tokio::spawn(async move {
+                let mut v = loop {
+                    match MjpegViewer::open(&http, &url).await {
+                        Ok(v) => break v,
+                        Err(_) if Instant::now() < stop_at => {
+                            tokio::time::sleep(Duration::from_millis(50)).await
+                        }
+                        Err(_) => return,
+                    }
+                };
+                let mut local = Vec::new();
+                while Instant::now() < stop_at {
+                    let Some(f) = v.next_frame_within(Duration::from_secs(2)).await else {
+                        continue;
+                    };
+                    let now = unix_micros();
+                    if measuring.load(Ordering::Relaxed) {
+                        received.fetch_add(1, Ordering::Relaxed);
+                        if let Some(s) = jpeg::check(&f, TrailingPadding::Reject)
+                            .ok()
+                            .and_then(|i| i.stamp)
+                        {
+                            local.push(now.saturating_sub(s.unix_micros));
+                        }
+                    }
+                }
+                latencies.lock().expect("lock").extend(local);
+            }));
+        }
+    }
+
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let ticks = clock_ticks_per_sec();
+    let in0 = frames_received(&gw).await;
+    let cpu0 = proc_cpu_ticks(pid).unwrap_or(0);
+    let t0 = Instant::now();
+    measuring.store(true, Ordering::Relaxed);
+    let mut rss_max = 0;
+    let mut rss_samples = Vec::new();
+    while t0.elapsed() < Duration::from_secs(args.seconds) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss = proc_rss_kb(pid).unwrap_or(0);
+        rss_max = rss_max.max(rss);
+        rss_samples.push(rss);
+    }
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu1 = proc_cpu_ticks(pid).unwrap_or(0);
+    let in1 = frames_received(&gw).await;
+    for v in viewers {
+        let _ = v.await;
+    }
+    for c in cams {
+        c.abort();
+    }
+    let frames_in = in1 - in0;
+    let frames_out = received.load(Ordering::Relaxed);
+    let expected_out = frames_in * u64::from(per_camera);
+    let mut lat = latencies.lock().expect("lock").clone();
+    lat.sort_unstable();
+    let cores = (cpu1 - cpu0) as f64 / ticks / elapsed;
+    let result = serde_json::json!({
+        "cameras": cameras,
+        "viewersPerCamera": per_camera,
+        "fps": args.fps,
+        "size": args.size.name(),
+        "frameBytes": frame_bytes,
+        "seconds": elapsed,
+        "framesInPerSec": frames_in as f64 / elapsed,
+        "framesOutPerSec": frames_out as f64 / elapsed,
+        "delivered": if expected_out > 0 { frames_out as f64 / expected_out as f64 } else { 0.0 },
+        "latencyMsP50": percentile(&lat, 0.50),
+        "latencyMsP99": percentile(&lat, 0.99),
+        "camgateCores": cores,
+        "camgateRssMbMax": rss_max as f64 / 1024.0,
+        "camgateRssMbFirst": rss_samples.first().copied().unwrap_or(0) as f64 / 1024.0,
+        "pinnedCore": args.pin_core,
+    });
+    println!(
+        "camgate-bench mjpeg: {cameras} camera(s) × {per_camera} viewer(s), {} {} fps, ~{} KB frames, {:.0} s\n  \
+         frames in {:.1}/s, out {:.1}/s, delivered {:.2} %\n  \
+         added latency p50 {:.2} ms, p99 {:.2} ms\n  \
+         camgate CPU {:.3} cores, RSS max {:.1} MB",
+        args.size.name(),
+        args.fps,
+        frame_bytes / 1024,
+        elapsed,
+        frames_in as f64 / elapsed,
+        frames_out as f64 / elapsed,
+        result["delivered"].as_f64().unwrap_or(0.0) * 100.0,
+        result["latencyMsP50"].as_f64().unwrap_or(f64::NAN),
+        result["latencyMsP99"].as_f64().unwrap_or(f64::NAN),
+        cores,
+        rss_max as f64 / 1024.0,
+    );
+    println!("{result}");
+}
+
+#[tokio::main]
+async fn main() {
+    match Cli::parse().cmd {
+        Cmd::Mjpeg(a) => mjpeg(a).await,
+    }
+}
