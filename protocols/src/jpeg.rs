@@ -154,18 +154,14 @@ pub fn check(frame: &[u8], padding: TrailingPadding) -> Result<JpegInfo, JpegErr
         let body = &frame[pos + 2..pos + seg_len];
         match marker {
             // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-            0xC0..=0xCF if marker != 0xC4 && marker != 0xC8 && marker != 0xCC => {
-                if body.len() >= 5 {
-                    let h = u16::from_be_bytes([body[1], body[2]]);
-                    let w = u16::from_be_bytes([body[3], body[4]]);
-                    dimensions = Some((w, h));
-                }
+            0xC0..=0xCF
+                if marker != 0xC4 && marker != 0xC8 && marker != 0xCC && body.len() >= 5 =>
+            {
+                let h = u16::from_be_bytes([body[1], body[2]]);
+                let w = u16::from_be_bytes([body[3], body[4]]);
+                dimensions = Some((w, h));
             }
-            COM => {
-                if stamp.is_none() {
-                    stamp = CaptureStamp::parse(body);
-                }
-            }
+            COM if stamp.is_none() => stamp = CaptureStamp::parse(body),
             SOS => {
                 return Ok(JpegInfo {
                     len,
