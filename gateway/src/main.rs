@@ -59,6 +59,9 @@ struct ServeArgs {
     /// Rate asked of a camera nobody watches, 0 = never ask [default: 1].
     #[arg(long, env = "CAMGATE_WS_IDLE_FPS")]
     ws_idle_fps: Option<u32>,
+    /// Seconds after the last viewer leaves before asking for the idle rate [default: 5].
+    #[arg(long, env = "CAMGATE_WS_IDLE_GRACE")]
+    ws_idle_grace: Option<u32>,
 }
 
 fn load(args: ServeArgs) -> Result<Config, String> {
@@ -85,6 +88,7 @@ fn load(args: ServeArgs) -> Result<Config, String> {
         ws_idle_timeout => ws_ingest.idle_timeout_secs,
         ws_ping_interval => ws_ingest.ping_interval_secs,
         ws_idle_fps => ws_ingest.idle_fps,
+        ws_idle_grace => ws_ingest.idle_grace_secs,
     );
     if let Some(u) = args.public_url {
         c.public_url = Some(u);

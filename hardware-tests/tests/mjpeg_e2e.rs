@@ -568,3 +568,32 @@ async fn stamp_survives_the_trip() {
     let got = viewer.next_frame_within(T).await.expect("frame");
     assert_eq!(&got[..], &f[..], "bytes pass through untouched");
 }
+
+#[tokio::test]
+async fn unwatched_camera_is_asked_to_slow_down_and_camsim_obeys() {
+    let gw = Gateway::start(&["--ws-idle-fps", "2", "--ws-idle-grace", "0"]);
+    let m = gw.mint("lazy").await;
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin("camsim"))
+            .args(["--url", &m.ws_url, "--key", &m.stream_key])
+            .args([
+                "--fps",
+                "10",
+                "--duration",
+                "3",
+                "--size",
+                "QVGA",
+                "--no-reconnect",
+            ])
+            .output()
+            .expect("run camsim")
+    })
+    .await
+    .expect("join");
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("camsim summary");
+    assert_eq!(summary["asked_fps"], 2, "{summary}");
+    // 3 s at 10 fps would be 30 frames; slowed to 2 fps almost at once.
+    let sent = summary["sent"].as_u64().expect("sent");
+    assert!((1..=12).contains(&sent), "camsim kept its rate: {summary}");
+}
