@@ -31,6 +31,10 @@ use crate::store::{App, WsKey};
 
 /// Hard transport cap on one WebSocket message, above any frame limit.
 const TRANSPORT_CAP: usize = 8 * 1024 * 1024;
+/// Socket read buffer per camera. tungstenite allocates 128 KiB eagerly by
+/// default, which is 128 MB for a thousand cameras; a camera sends a frame
+/// every ~100 ms, so 16 KiB reads cost nothing measurable.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// Why the server closes a camera from outside its connection.
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +193,8 @@ pub async fn handler(
 ) -> Response {
     let ws = ws
         .max_message_size(TRANSPORT_CAP)
-        .max_frame_size(TRANSPORT_CAP);
+        .max_frame_size(TRANSPORT_CAP)
+        .read_buffer_size(READ_BUFFER);
     let ip = client_ip(&headers, peer, state.config.trust_forwarded);
     match authorize(&state, &q, &headers, ip).await {
         Ok(acc) => ws.on_upgrade(move |socket| run(state, socket, acc)),

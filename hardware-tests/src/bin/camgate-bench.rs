@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use camgate_firmware_sim::camera::{self, CameraOptions};
 use camgate_firmware_sim::frames::{FrameSource, unix_micros};
-use camgate_hardware_tests::{ADMIN_TOKEN, Gateway, MjpegViewer, bin_dir};
+use camgate_hardware_tests::{ADMIN_TOKEN, Gateway, bin_dir};
 use camgate_protocols::device::FrameSize;
 use camgate_protocols::jpeg::{self, TrailingPadding};
+use camgate_protocols::multipart;
 use clap::{Parser, Subcommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Parser)]
 #[command(
@@ -65,6 +67,58 @@ struct MjpegArgs {
     /// Core to pin camgate to (this process takes the others); -1 = no pinning.
     #[arg(long, default_value_t = 0)]
     pin_core: i32,
+}
+
+/// A lean MJPEG viewer: HTTP/1.0 over a raw socket (so the body is plain,
+/// not chunked) and the sans-IO multipart reader, so the benchmark's own CPU
+/// per frame stays small next to the server's.
+struct RawViewer {
+    sock: tokio::net::TcpStream,
+    reader: multipart::Reader,
+    buf: Vec<u8>,
+}
+
+impl RawViewer {
+    async fn open(url: &str) -> Option<RawViewer> {
+        let rest = url.strip_prefix("http://")?;
+        let (host, path) = rest.split_once('/')?;
+        let mut sock = tokio::net::TcpStream::connect(host).await.ok()?;
+        sock.set_nodelay(true).ok()?;
+        sock.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut head = Vec::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let body_start = loop {
+            let n = sock.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            head.extend_from_slice(&buf[..n]);
+            if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.0 200") {
+            return None;
+        }
+        let mut reader = multipart::Reader::new(multipart::BOUNDARY);
+        reader.push(&head[body_start..]);
+        Some(RawViewer { sock, reader, buf })
+    }
+
+    async fn next(&mut self) -> Option<bytes::Bytes> {
+        loop {
+            if let Some(p) = self.reader.pull().ok()? {
+                return Some(p);
+            }
+            let n = self.sock.read(&mut self.buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.reader.push(&self.buf[..n]);
+        }
+    }
 }
 
 fn proc_cpu_ticks(pid: u32) -> Option<u64> {
@@ -205,20 +259,20 @@ async fn mjpeg(args: MjpegArgs) {
                 received.clone(),
                 latencies.clone(),
             );
-            let http = gw.http.clone();
             viewers.push(tokio::spawn(async move {
                 let mut v = loop {
-                    match MjpegViewer::open(&http, &url).await {
-                        Ok(v) => break v,
-                        Err(_) if Instant::now() < stop_at => {
+                    match RawViewer::open(&url).await {
+                        Some(v) => break v,
+                        None if Instant::now() < stop_at => {
                             tokio::time::sleep(Duration::from_millis(50)).await
                         }
-                        Err(_) => return,
+                        None => return,
                     }
                 };
                 let mut local = Vec::new();
                 while Instant::now() < stop_at {
-                    let Some(f) = v.next_frame_within(Duration::from_secs(2)).await else {
+                    let Ok(Some(f)) = tokio::time::timeout(Duration::from_secs(2), v.next()).await
+                    else {
                         continue;
                     };
                     let now = unix_micros();
