@@ -267,3 +267,44 @@ impl MjpegViewer {
             .flatten()
     }
 }
+
+/// Spawns the real `camsim` for a minted key, QVGA, no reconnect, with
+/// `--fps` and `--duration` as given; output discarded.
+pub fn spawn_camsim(minted: &MintedWsIngest, fps: &str, duration: &str) -> Child {
+    Command::new(bin("camsim"))
+        .args(["--url", &minted.ws_url, "--key", &minted.stream_key])
+        .args([
+            "--fps",
+            fps,
+            "--duration",
+            duration,
+            "--size",
+            "QVGA",
+            "--no-reconnect",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn camsim")
+}
+
+/// The capture-stamp sequence number of a frame, panicking on a broken one.
+pub fn stamp_seq(frame: &[u8]) -> Option<u64> {
+    camgate_protocols::jpeg::check(frame, camgate_protocols::jpeg::TrailingPadding::Reject)
+        .expect("whole JPEG")
+        .stamp
+        .map(|s| s.seq)
+}
+
+impl Gateway {
+    /// Opens an MJPEG URL as soon as its camera is live (up to 10 s).
+    pub async fn wait_live(&self, mjpeg_url: &str) -> MjpegViewer {
+        for _ in 0..100 {
+            if let Ok(v) = MjpegViewer::open(&self.http, mjpeg_url).await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("camera never went live at {mjpeg_url}");
+    }
+}

@@ -1,10 +1,9 @@
 //! Headless Chromium watches a camera in camgate's player page (an `<img>` on
 //! the MJPEG URL) and the picture is proven to change between two reads.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use camgate_hardware_tests::{Gateway, MjpegViewer, bin, peer_available};
+use camgate_hardware_tests::{Gateway, peer_available, spawn_camsim};
 
 #[tokio::test]
 async fn chromium_player_page_shows_a_moving_picture() {
@@ -22,29 +21,8 @@ async fn chromium_player_page_shows_a_moving_picture() {
     }
     let gw = Gateway::start(&[]);
     let m = gw.mint("browser").await;
-    let mut camsim = Command::new(bin("camsim"))
-        .args([
-            "--url",
-            &m.ws_url,
-            "--key",
-            &m.stream_key,
-            "--fps",
-            "10",
-            "--size",
-            "QVGA",
-            "--duration",
-            "60",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn camsim");
-    for _ in 0..100 {
-        if MjpegViewer::open(&gw.http, &m.mjpeg_url).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut camsim = spawn_camsim(&m, "10", "60");
+    gw.wait_live(&m.mjpeg_url).await;
     let shot = gw.data_dir.join("player.png");
     let out = tokio::task::spawn_blocking({
         let url = m.player_url.clone();

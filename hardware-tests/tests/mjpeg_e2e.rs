@@ -2,10 +2,10 @@
 //! client for bad input) pushes JPEGs into the real camgate binary and HTTP
 //! and WebSocket viewers read them back.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use camgate_hardware_tests::{ADMIN_TOKEN, Gateway, MjpegViewer, bin};
+use camgate_hardware_tests::{ADMIN_TOKEN, Gateway, MjpegViewer, bin, spawn_camsim, stamp_seq};
 use camgate_protocols::device::ServerMessage;
 use camgate_protocols::jpeg::{self, CaptureStamp, TrailingPadding};
 use futures_util::{SinkExt, StreamExt};
@@ -80,6 +80,18 @@ async fn ready(ws: &mut Ws) -> ServerMessage {
     }
 }
 
+/// Sends frame `seq` from the healthy camera and checks its viewer gets it.
+async fn healthy_frame_arrives(cam: &mut Ws, viewer: &mut MjpegViewer, seq: u64) {
+    cam.send(Message::Binary(test_jpeg(seq).into()))
+        .await
+        .expect("send");
+    let f = viewer
+        .next_frame_within(T)
+        .await
+        .expect("healthy viewer unaffected");
+    assert_eq!(stamp_seq(&f), Some(seq));
+}
+
 fn ws_url(gw: &Gateway, room: &str) -> String {
     format!("{}/ingest/ws?app=live&room={room}", gw.ws_base())
 }
@@ -92,32 +104,8 @@ async fn camsim_to_mjpeg_and_ws_viewers_frames_whole_and_in_order() {
     assert_eq!(minted.room, "live-cam1");
     assert!(minted.mjpeg_url.ends_with("/live/live/live-cam1/mjpeg"));
 
-    let mut camsim = Command::new(bin("camsim"))
-        .args(["--url", &minted.ws_url, "--key", &minted.stream_key])
-        .args([
-            "--fps",
-            "12",
-            "--duration",
-            "30",
-            "--size",
-            "QVGA",
-            "--no-reconnect",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn camsim");
-
-    // Wait for the camera to be live.
-    let mut viewer = None;
-    for _ in 0..100 {
-        if let Ok(v) = MjpegViewer::open(&gw.http, &minted.mjpeg_url).await {
-            viewer = Some(v);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut viewer = viewer.expect("camera went live");
+    let mut camsim = spawn_camsim(&minted, "12", "30");
+    let mut viewer = gw.wait_live(&minted.mjpeg_url).await;
     assert_eq!(
         viewer.content_type,
         "multipart/x-mixed-replace; boundary=frame"
@@ -236,21 +224,7 @@ async fn broken_frames_are_dropped_camera_stays_and_others_unaffected() {
             .await
             .expect("unknown text");
         // The healthy camera keeps flowing to its viewer meanwhile.
-        good_ws
-            .send(Message::Binary(test_jpeg(10 + i as u64).into()))
-            .await
-            .expect("send");
-        let f = viewer
-            .next_frame_within(T)
-            .await
-            .expect("healthy viewer unaffected");
-        assert_eq!(
-            jpeg::check(&f, TrailingPadding::Reject)
-                .expect("jpeg")
-                .stamp
-                .map(|s| s.seq),
-            Some(10 + i as u64)
-        );
+        healthy_frame_arrives(&mut good_ws, &mut viewer, 10 + i as u64).await;
     }
     // Still connected: a good frame after the broken ones is published.
     ws.send(Message::Binary(test_jpeg(77).into()))
@@ -261,12 +235,7 @@ async fn broken_frames_are_dropped_camera_stays_and_others_unaffected() {
         let r = gw.http.get(&bad.frame_url).send().await.expect("frame.jpg");
         if r.status() == 200 {
             let b = r.bytes().await.expect("body");
-            if jpeg::check(&b, TrailingPadding::Reject)
-                .expect("jpeg")
-                .stamp
-                .map(|s| s.seq)
-                == Some(77)
-            {
+            if stamp_seq(&b) == Some(77) {
                 published = true;
                 break;
             }
@@ -296,21 +265,7 @@ async fn broken_frames_are_dropped_camera_stays_and_others_unaffected() {
     assert_eq!(errors, vec!["invalid_frames".to_string()]);
 
     // The healthy camera and its viewer never noticed.
-    good_ws
-        .send(Message::Binary(test_jpeg(99).into()))
-        .await
-        .expect("send");
-    let f = viewer
-        .next_frame_within(T)
-        .await
-        .expect("healthy viewer unaffected");
-    assert_eq!(
-        jpeg::check(&f, TrailingPadding::Reject)
-            .expect("jpeg")
-            .stamp
-            .map(|s| s.seq),
-        Some(99)
-    );
+    healthy_frame_arrives(&mut good_ws, &mut viewer, 99).await;
     // Logged once per connection, not per frame.
     let log = gw.log();
     assert_eq!(
