@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -220,6 +221,13 @@ impl Server {
         } = self;
         let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let tx = shutdown_tx.clone();
+        // Media is latency-sensitive: a frame smaller than the MSS must not
+        // wait behind Nagle for the viewer's previous ACK.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
