@@ -552,3 +552,56 @@ async fn unwatched_camera_is_asked_to_slow_down_and_camsim_obeys() {
     let sent = summary["sent"].as_u64().expect("sent");
     assert!((1..=12).contains(&sent), "camsim kept its rate: {summary}");
 }
+
+#[tokio::test]
+async fn camsim_load_mode_runs_many_cameras() {
+    let gw = Gateway::start(&["--ws-handshakes-per-minute", "0"]);
+    let base = gw.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin("camsim"))
+            .args([
+                "load",
+                "--cameras",
+                "4",
+                "--api",
+                &base,
+                "--token",
+                ADMIN_TOKEN,
+            ])
+            .args([
+                "--fps",
+                "20",
+                "--frames",
+                "10",
+                "--size",
+                "QVGA",
+                "--no-reconnect",
+            ])
+            .output()
+            .expect("run camsim load")
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("summary");
+    assert_eq!(summary["cameras"], 4);
+    assert_eq!(summary["sent"], 40, "{summary}");
+    let (_, list) = gw.get_json("/api/v1/apps/live/ws-ingest").await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(4));
+}
+
+#[tokio::test]
+async fn viewer_ws_for_a_room_that_is_not_live_closes_4404() {
+    let gw = Gateway::start(&[]);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/live/ws?app=live&room=nobody", gw.ws_base()))
+            .await
+            .expect("viewer ws");
+    let (code, reason, _) = read_until_close(&mut ws).await;
+    assert_eq!((code, reason.as_str()), (4404, "stream_not_found"));
+}
