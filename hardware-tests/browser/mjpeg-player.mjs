@@ -19,7 +19,10 @@ try {
   await page.goto(url);
   await page.waitForFunction(() => {
     const img = document.getElementById('video');
-    return img && img.style.display !== 'none' && img.naturalWidth > 0;
+    if (!img || img.naturalWidth === 0) return false;
+    // Visible to a person: rendered, on screen, with a real size.
+    const r = img.getBoundingClientRect();
+    return getComputedStyle(img).display !== 'none' && r.width > 100 && r.height > 100;
   }, null, { timeout: 15000 });
   const read = () => page.evaluate(() => {
     const img = document.getElementById('video');
@@ -37,8 +40,11 @@ try {
     if (Math.abs(a.data[i] - b.data[i]) + Math.abs(a.data[i + 1] - b.data[i + 1]) + Math.abs(a.data[i + 2] - b.data[i + 2]) > 30) changed++;
   }
   if (shot) await page.screenshot({ path: shot });
-  const state = await page.evaluate(() => document.getElementById('badge').textContent);
-  console.log(JSON.stringify({ width: a.w, height: a.h, changedPixels: changed, samples: a.data.length / 4, state }));
+  const { state, shownWidth, shownHeight } = await page.evaluate(() => {
+    const r = document.getElementById('video').getBoundingClientRect();
+    return { state: document.getElementById('badge').textContent, shownWidth: Math.round(r.width), shownHeight: Math.round(r.height) };
+  });
+  console.log(JSON.stringify({ width: a.w, height: a.h, shownWidth, shownHeight, changedPixels: changed, samples: a.data.length / 4, state }));
 } finally {
   await browser.close();
 }

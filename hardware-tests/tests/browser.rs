@@ -56,5 +56,9 @@ async fn chromium_player_page_shows_a_moving_picture() {
     // A moving bar and counter change far more than 1 % of the picture.
     assert!(changed > 768, "picture did not change: {v}");
     assert_eq!(v["state"], "LIVE");
+    assert!(
+        v["shownWidth"].as_u64().unwrap_or(0) >= 320,
+        "picture not shown on screen: {v}"
+    );
     assert!(shot.exists(), "screenshot written");
 }

@@ -605,3 +605,40 @@ async fn viewer_ws_for_a_room_that_is_not_live_closes_4404() {
     let (code, reason, _) = read_until_close(&mut ws).await;
     assert_eq!((code, reason.as_str()), (4404, "stream_not_found"));
 }
+
+#[tokio::test]
+async fn a_second_key_for_a_live_room_is_refused_4403() {
+    let gw = Gateway::start(&[]);
+    let first = gw.mint("shared").await;
+    let second = gw.mint("shared").await;
+    let mut a = connect(&ws_url(&gw, "shared"), &first.stream_key).await;
+    ready(&mut a).await;
+    a.send(Message::Binary(test_jpeg(1).into()))
+        .await
+        .expect("send");
+    let mut b = connect(&ws_url(&gw, "shared"), &second.stream_key).await;
+    let (code, reason, errors) = read_until_close(&mut b).await;
+    assert_eq!((code, reason.as_str()), (4403, "room_busy"));
+    assert_eq!(errors, vec!["4403".to_string()]);
+    // The first camera keeps publishing, alone.
+    let mut viewer = MjpegViewer::open(&gw.http, &first.mjpeg_url)
+        .await
+        .expect("viewer");
+    assert_eq!(
+        stamp_seq(&viewer.next_frame_within(T).await.expect("frame")),
+        Some(1)
+    );
+    a.send(Message::Binary(test_jpeg(2).into()))
+        .await
+        .expect("send");
+    assert_eq!(
+        stamp_seq(&viewer.next_frame_within(T).await.expect("frame")),
+        Some(2)
+    );
+    // Once it leaves, the other key may publish.
+    a.close(None).await.expect("close");
+    let _ = read_until_close(&mut a).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut b = connect(&ws_url(&gw, "shared"), &second.stream_key).await;
+    ready(&mut b).await;
+}

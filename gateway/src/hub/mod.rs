@@ -46,9 +46,25 @@ pub struct Room {
     key: RoomKey,
     frames: watch::Sender<Option<Frame>>,
     viewers: watch::Sender<usize>,
-    publisher: Mutex<Option<SourceKind>>,
+    publisher: Mutex<Option<Seat>>,
     next_seq: AtomicU64,
 }
+
+/// Who holds a room's publisher seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seat {
+    kind: SourceKind,
+    /// The credential publishing (a camera key id): the same owner may take
+    /// the seat over from its own older connection, another may not.
+    owner: String,
+    /// The connection holding it.
+    conn: u64,
+}
+
+/// The room already has a publisher with another credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the room already has a live publisher")]
+pub struct RoomBusy;
 
 impl Room {
     /// The room's key.
@@ -73,7 +89,20 @@ impl Room {
 
     /// The kind of source publishing now.
     pub fn publisher(&self) -> Option<SourceKind> {
-        *self.publisher.lock().unwrap_or_else(|e| e.into_inner())
+        self.publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.kind)
+    }
+
+    /// True when someone other than `owner` publishes here now.
+    pub fn is_busy_for(&self, owner: &str) -> bool {
+        self.publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|s| s.owner != owner)
     }
 
     /// Publishes one JPEG: encodes the part once and wakes every viewer.
@@ -101,6 +130,7 @@ pub struct Hub {
 pub struct PublisherGuard {
     room: Arc<Room>,
     hub: Weak<Hub>,
+    conn: u64,
 }
 
 /// Held by a viewer; dropping it counts the viewer out.
@@ -141,18 +171,39 @@ impl Hub {
             .cloned()
     }
 
-    /// Takes the publisher seat of a room (creating the slot).
-    ///
-    /// The caller ensures one publisher per room (the key registry replaces
-    /// an older connection before a newer one publishes).
-    pub fn publish(self: &Arc<Hub>, key: &RoomKey, kind: SourceKind) -> PublisherGuard {
+    /// Takes the publisher seat of a room (creating the slot) for connection
+    /// `conn` of credential `owner`. A newer connection of the same owner
+    /// takes the seat over (its older connection is being closed); another
+    /// owner gets [`RoomBusy`].
+    pub fn publish(
+        self: &Arc<Hub>,
+        key: &RoomKey,
+        kind: SourceKind,
+        owner: &str,
+        conn: u64,
+    ) -> Result<PublisherGuard, RoomBusy> {
         let room = self.slot(key);
-        *room.publisher.lock().unwrap_or_else(|e| e.into_inner()) = Some(kind);
-        self.publishers_total.fetch_add(1, Ordering::Relaxed);
-        PublisherGuard {
+        {
+            let mut seat = room.publisher.lock().unwrap_or_else(|e| e.into_inner());
+            if seat.as_ref().is_some_and(|s| s.owner != owner) {
+                drop(seat);
+                self.release(&room);
+                return Err(RoomBusy);
+            }
+            if seat.is_none() {
+                self.publishers_total.fetch_add(1, Ordering::Relaxed);
+            }
+            *seat = Some(Seat {
+                kind,
+                owner: owner.to_owned(),
+                conn,
+            });
+        }
+        Ok(PublisherGuard {
             room,
             hub: Arc::downgrade(self),
-        }
+            conn,
+        })
     }
 
     /// Joins an existing room as a viewer; `None` when nothing is there.
@@ -201,13 +252,23 @@ impl PublisherGuard {
 
 impl Drop for PublisherGuard {
     fn drop(&mut self) {
-        *self
-            .room
-            .publisher
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        let vacated = {
+            let mut seat = self
+                .room
+                .publisher
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // A newer connection of the same owner may hold the seat now.
+            let mine = seat.as_ref().is_some_and(|s| s.conn == self.conn);
+            if mine {
+                *seat = None;
+            }
+            mine
+        };
         if let Some(hub) = self.hub.upgrade() {
-            hub.publishers_total.fetch_sub(1, Ordering::Relaxed);
+            if vacated {
+                hub.publishers_total.fetch_sub(1, Ordering::Relaxed);
+            }
             hub.release(&self.room);
         }
     }
@@ -238,7 +299,9 @@ mod tests {
     fn slot_lives_while_publisher_or_viewer_is_present() {
         let hub = Hub::new();
         assert!(hub.watch(&key()).is_none());
-        let p = hub.publish(&key(), SourceKind::WsMjpeg);
+        let p = hub
+            .publish(&key(), SourceKind::WsMjpeg, "k1", 1)
+            .expect("seat");
         let (v, rx) = hub.watch(&key()).expect("room exists");
         assert_eq!(hub.counts(), (1, 1, 1));
         drop(p);
@@ -249,10 +312,36 @@ mod tests {
         assert_eq!(hub.counts(), (0, 0, 0));
     }
 
+    #[test]
+    fn one_seat_per_room_same_owner_takes_over() {
+        let hub = Hub::new();
+        let old = hub
+            .publish(&key(), SourceKind::WsMjpeg, "k1", 1)
+            .expect("seat");
+        assert_eq!(
+            hub.publish(&key(), SourceKind::WsMjpeg, "k2", 2).err(),
+            Some(RoomBusy)
+        );
+        let new = hub
+            .publish(&key(), SourceKind::WsMjpeg, "k1", 3)
+            .expect("takeover");
+        drop(old);
+        assert_eq!(
+            new.room().publisher(),
+            Some(SourceKind::WsMjpeg),
+            "old guard left the seat alone"
+        );
+        assert_eq!(hub.counts(), (1, 0, 1));
+        drop(new);
+        assert_eq!(hub.counts(), (0, 0, 0));
+    }
+
     #[tokio::test]
     async fn slow_viewer_skips_to_newest_and_new_viewer_gets_latest() {
         let hub = Hub::new();
-        let p = hub.publish(&key(), SourceKind::WsMjpeg);
+        let p = hub
+            .publish(&key(), SourceKind::WsMjpeg, "k1", 1)
+            .expect("seat");
         let (_v, mut rx) = hub.watch(&key()).expect("room");
         for i in 0..10u8 {
             p.room().publish(&[i], Instant::now());

@@ -263,6 +263,17 @@ async fn authorize(
     if namespace_room(&app.room_prefix, Some(room)) != key.room {
         return Err(reject(close::UNAUTHORIZED, "room_mismatch"));
     }
+    let room_key = RoomKey {
+        app: app.name.clone(),
+        room: key.room.clone(),
+    };
+    if state
+        .hub
+        .get(&room_key)
+        .is_some_and(|r| r.is_busy_for(&key.id))
+    {
+        return Err(reject(close::FORBIDDEN, "room_busy"));
+    }
     Ok(Accepted { app, key, peer: ip })
 }
 
@@ -326,8 +337,30 @@ async fn run_inner(state: SharedState, mut socket: WebSocket, acc: Accepted) {
     let Accepted { app, key, peer } = acc;
     let stream_id = format!("{}/{}", key.room, key.identity);
     let session_id = random_id("ses_", 8);
+    let room_key = RoomKey {
+        app: app.name.clone(),
+        room: key.room.clone(),
+    };
     let stats = Arc::new(CameraStats::default());
     let (conn, mut kick_rx) = state.cameras.register(&key.id, stats.clone());
+    // Checked at the handshake too; this closes the race between two keys.
+    let publisher = match state
+        .hub
+        .publish(&room_key, SourceKind::WsMjpeg, &key.id, conn)
+    {
+        Ok(p) => p,
+        Err(busy) => {
+            warn!(%peer, "{busy}: another camera key publishes in this room");
+            let msg = ServerMessage::Error {
+                code: close::FORBIDDEN.to_string(),
+                message: "room_busy".into(),
+            };
+            let _ = socket.send(Message::Text(msg.to_json().into())).await;
+            let _ = close_with(&mut socket, close::FORBIDDEN, "room_busy").await;
+            state.cameras.unregister(&key.id, conn);
+            return;
+        }
+    };
     if let Err(e) = state
         .db
         .stream_started(
@@ -342,11 +375,6 @@ async fn run_inner(state: SharedState, mut socket: WebSocket, acc: Accepted) {
     {
         tracing::error!(error = %e, "could not record stream start");
     }
-    let room_key = RoomKey {
-        app: app.name.clone(),
-        room: key.room.clone(),
-    };
-    let publisher = state.hub.publish(&room_key, SourceKind::WsMjpeg);
     info!(%peer, "camera connected");
 
     let ready = ServerMessage::Ready {
@@ -520,8 +548,16 @@ async fn run_inner(state: SharedState, mut socket: WebSocket, acc: Accepted) {
     }
 
     let end = end.unwrap_or(End::DeviceClosed);
-    if let End::Closed { code, reason } = &end {
-        let _ = close_with(&mut socket, *code, reason).await;
+    match &end {
+        End::Closed { code, reason } => {
+            let _ = close_with(&mut socket, *code, reason).await;
+        }
+        // tungstenite queued the reply to the device's close: flush it so the
+        // closing handshake completes instead of ending in a reset.
+        End::DeviceClosed => {
+            let _ = futures_util::SinkExt::close(&mut socket).await;
+        }
+        End::Transport(_) => {}
     }
     drop(publisher);
     state.cameras.unregister(&key.id, conn);

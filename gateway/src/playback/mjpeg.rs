@@ -171,7 +171,12 @@ pub async fn viewer_ws(
                     }
                 }
                 msg = socket.recv() => match msg {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(Message::Close(_))) => {
+                        // Flush tungstenite's queued close reply.
+                        let _ = futures_util::SinkExt::close(&mut socket).await;
+                        break;
+                    }
+                    None | Some(Err(_)) => break,
                     Some(Ok(_)) => {}
                 },
             }
