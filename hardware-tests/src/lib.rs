@@ -170,6 +170,18 @@ impl Gateway {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// Revokes camera key `id` of app `live`; returns the HTTP status.
+    pub async fn revoke(&self, id: &str) -> u16 {
+        self.http
+            .delete(format!("{}/api/v1/apps/live/ws-ingest/{id}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("revoke request")
+            .status()
+            .as_u16()
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)

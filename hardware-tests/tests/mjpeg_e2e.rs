@@ -330,28 +330,14 @@ async fn keys_wrong_revoked_and_replaced() {
         .expect("send");
 
     // Revoking closes the live connection at once with 4401 `key revoked`.
-    let r = gw
-        .http
-        .delete(format!("{}/api/v1/apps/live/ws-ingest/{}", gw.base, m.id))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(r.status(), 200);
+    assert_eq!(gw.revoke(&m.id).await, 200);
     let (code, reason, _) = read_until_close(&mut newer).await;
     assert_eq!((code, reason.as_str()), (4401, "key revoked"));
     // And the key no longer connects.
     let mut again = connect(&ws_url(&gw, "cam"), &m.stream_key).await;
     assert_eq!(read_until_close(&mut again).await.0, 4401);
     // Revoking twice is a 404.
-    let r = gw
-        .http
-        .delete(format!("{}/api/v1/apps/live/ws-ingest/{}", gw.base, m.id))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(r.status(), 404);
+    assert_eq!(gw.revoke(&m.id).await, 404);
 }
 
 #[tokio::test]
