@@ -10,6 +10,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use camgate_protocols::api::{self as api_paths, INGEST_WS_PATH, LIVE_WS_PATH};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -66,8 +67,8 @@ impl AppState {
     pub fn urls(&self, app: &str, room: &str) -> Urls {
         let b = &self.public_base;
         Urls {
-            mjpeg: format!("{b}/live/{app}/{room}/mjpeg"),
-            frame: format!("{b}/live/{app}/{room}/frame.jpg"),
+            mjpeg: format!("{b}{}", api_paths::mjpeg_path(app, room)),
+            frame: format!("{b}{}", api_paths::frame_path(app, room)),
             player: format!("{b}/play/{app}/{room}"),
             embed: format!("{b}/embed/{app}/{room}"),
         }
@@ -82,12 +83,12 @@ impl AppState {
 
     /// The device WebSocket URL for a camera of `room` (as given).
     pub fn ingest_ws_url(&self, app: &str, room: &str) -> String {
-        format!("{}/ingest/ws?app={app}&room={room}", self.ws_base())
+        format!("{}{INGEST_WS_PATH}?app={app}&room={room}", self.ws_base())
     }
 
     /// The viewer WebSocket URL of a room.
     pub fn viewer_ws_url(&self, app: &str, room: &str) -> String {
-        format!("{}/live/ws?app={app}&room={room}", self.ws_base())
+        format!("{}{LIVE_WS_PATH}?app={app}&room={room}", self.ws_base())
     }
 }
 
@@ -99,8 +100,8 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .route("/health", get(health))
         .nest("/api/v1", api)
-        .route("/ingest/ws", get(crate::ingest::ws::handler))
-        .route("/live/ws", get(mjpeg::viewer_ws))
+        .route(INGEST_WS_PATH, get(crate::ingest::ws::handler))
+        .route(LIVE_WS_PATH, get(mjpeg::viewer_ws))
         .route("/live/{app}/{room}/mjpeg", get(mjpeg::mjpeg))
         .route("/live/{app}/{room}/frame.jpg", get(mjpeg::frame))
         .route("/play/{app}/{room}", get(player::page))

@@ -123,13 +123,6 @@ impl Db {
         }))
     }
 
-    /// Counts apps.
-    pub async fn count_apps(&self) -> Result<i64, DbError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM apps")
-            .fetch_one(&self.pool)
-            .await
-    }
-
     /// True when a usable global token exists.
     pub async fn has_global_token(&self) -> Result<bool, DbError> {
         let n: i64 = sqlx::query_scalar(
@@ -309,19 +302,6 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// Status of a stream row, for tests and the streams API.
-    pub async fn stream_status(
-        &self,
-        app_id: i64,
-        stream_id: &str,
-    ) -> Result<Option<String>, DbError> {
-        sqlx::query_scalar("SELECT status FROM streams WHERE app_id = ? AND stream_id = ?")
-            .bind(app_id)
-            .bind(stream_id)
-            .fetch_optional(&self.pool)
-            .await
     }
 
     /// At start-up: streams still marked active belonged to a previous run.
