@@ -159,13 +159,20 @@ impl Gateway {
 
     /// GET with the admin token, returning status and JSON.
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("request");
+        self.get_json_as(path, Some(ADMIN_TOKEN)).await
+    }
+
+    /// GET without credentials (public routes), returning status and JSON.
+    pub async fn get_public_json(&self, path: &str) -> (u16, serde_json::Value) {
+        self.get_json_as(path, None).await
+    }
+
+    async fn get_json_as(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }

@@ -164,15 +164,10 @@ async fn camsim_to_mjpeg_and_ws_viewers_frames_whole_and_in_order() {
         "keys are listed masked"
     );
     assert!(row["viewers"].as_u64().expect("viewers") >= 1);
-    let live: serde_json::Value = gw
-        .http
-        .get(format!("{}/api/v1/apps/live/ws-ingest/live/cam1", gw.base))
-        .send()
-        .await
-        .expect("live info")
-        .json()
-        .await
-        .expect("json");
+    let (status, live) = gw
+        .get_public_json("/api/v1/apps/live/ws-ingest/live/cam1")
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(live["data"]["active"], true);
     assert_eq!(live["data"]["type"], "ws-mjpeg");
 
@@ -443,15 +438,8 @@ async fn api_conventions_and_errors() {
         .await
         .expect("req");
     assert_eq!(r.status(), 404);
-    let health: serde_json::Value = gw
-        .http
-        .get(format!("{}/health", gw.base))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let (status, health) = gw.get_public_json("/health").await;
+    assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");
     assert!(health["version"].is_string() && health["live"]["cameras"].is_number());
     // Oversized body.
