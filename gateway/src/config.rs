@@ -1,7 +1,7 @@
 //! Typed configuration: TOML file, overridden by environment variables and
 //! flags (read in `main` only), then checked by [`Config::validate`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use camgate_protocols::jpeg::TrailingPadding;
@@ -21,6 +21,37 @@ pub struct Config {
     pub trust_forwarded: bool,
     /// Device WebSocket ingest.
     pub ws_ingest: WsIngestConfig,
+    /// WebRTC (SFU, WHIP/WHEP, transcoding for cameras).
+    pub webrtc: WebRtcConfig,
+}
+
+/// The SFU's network and the camera transcoder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRtcConfig {
+    /// The one UDP socket every WebRTC peer talks to.
+    pub udp: SocketAddr,
+    /// Addresses advertised as ICE host candidates (default: the bound IP,
+    /// or the default route's interface when bound to 0.0.0.0).
+    pub ips: Vec<IpAddr>,
+    /// Target bitrate of the JPEG→H.264 transcoder, kbit/s.
+    pub h264_bitrate_kbps: u32,
+    /// A transcoder keyframe at least every this many frames.
+    pub keyframe_interval_frames: u32,
+    /// Seconds a transcoder keeps running after its last WebRTC viewer left.
+    pub transcode_grace_secs: u32,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        WebRtcConfig {
+            udp: SocketAddr::from(([0, 0, 0, 0], 8189)),
+            ips: Vec::new(),
+            h264_bitrate_kbps: 1000,
+            keyframe_interval_frames: 150,
+            transcode_grace_secs: 10,
+        }
+    }
 }
 
 /// Limits and timers of the device WebSocket (defaults from the reference).
@@ -66,6 +97,7 @@ impl Default for Config {
             public_url: None,
             trust_forwarded: false,
             ws_ingest: WsIngestConfig::default(),
+            webrtc: WebRtcConfig::default(),
         }
     }
 }
@@ -111,6 +143,17 @@ impl Config {
         if w.idle_timeout_secs == 0 || w.ping_interval_secs == 0 {
             return Err(ConfigError(
                 "ws_ingest.idle_timeout_secs and ping_interval_secs must be > 0".into(),
+            ));
+        }
+        let r = &self.webrtc;
+        if r.h264_bitrate_kbps < 50 || r.h264_bitrate_kbps > 20_000 {
+            return Err(ConfigError(
+                "webrtc.h264_bitrate_kbps must be 50..=20000".into(),
+            ));
+        }
+        if r.keyframe_interval_frames == 0 {
+            return Err(ConfigError(
+                "webrtc.keyframe_interval_frames must be > 0".into(),
             ));
         }
         if let Some(url) = &self.public_url

@@ -20,6 +20,8 @@ pub mod ingest;
 pub mod playback;
 pub mod server;
 pub mod store;
+pub mod transcode;
+pub mod webrtc;
 
 pub use config::Config;
 pub use server::{Server, app};

@@ -62,6 +62,16 @@ struct ServeArgs {
     /// Seconds after the last viewer leaves before asking for the idle rate [default: 5].
     #[arg(long, env = "CAMGATE_WS_IDLE_GRACE")]
     ws_idle_grace: Option<u32>,
+    /// UDP address of the WebRTC SFU, shared by every peer [default: 0.0.0.0:8189].
+    #[arg(long, env = "CAMGATE_WEBRTC_UDP")]
+    webrtc_udp: Option<std::net::SocketAddr>,
+    /// Address advertised to WebRTC peers as a host candidate (repeatable or
+    /// comma-separated) [default: the bound IP, or the default route's].
+    #[arg(long, env = "CAMGATE_WEBRTC_IP", value_delimiter = ',')]
+    webrtc_ip: Vec<std::net::IpAddr>,
+    /// Bitrate of the MJPEG→H.264 transcoder in kbit/s [default: 1000].
+    #[arg(long, env = "CAMGATE_WEBRTC_H264_KBPS")]
+    webrtc_h264_kbps: Option<u32>,
 }
 
 fn load(args: ServeArgs) -> Result<Config, String> {
@@ -73,6 +83,9 @@ fn load(args: ServeArgs) -> Result<Config, String> {
         }
         None => Config::default(),
     };
+    if !args.webrtc_ip.is_empty() {
+        c.webrtc.ips = args.webrtc_ip.clone();
+    }
     macro_rules! set {
         ($($arg:ident => $($field:ident).+),* $(,)?) => {
             $( if let Some(v) = args.$arg { c.$($field).+ = v.into(); } )*
@@ -89,6 +102,8 @@ fn load(args: ServeArgs) -> Result<Config, String> {
         ws_ping_interval => ws_ingest.ping_interval_secs,
         ws_idle_fps => ws_ingest.idle_fps,
         ws_idle_grace => ws_ingest.idle_grace_secs,
+        webrtc_udp => webrtc.udp,
+        webrtc_h264_kbps => webrtc.h264_bitrate_kbps,
     );
     if let Some(u) = args.public_url {
         c.public_url = Some(u);

@@ -15,12 +15,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, ApiError};
+use crate::auth::jwt::Keyring;
 use crate::auth::{RateLimiter, hash_secret, random_secret};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ingest::ws::Cameras;
 use crate::playback::{mjpeg, player};
 use crate::store::Db;
+use crate::webrtc::Media;
 
 /// Largest JSON body the API accepts.
 pub const MAX_API_BODY: usize = 64 * 1024;
@@ -44,6 +46,10 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Process start.
     pub started: Instant,
+    /// WebRTC sessions over the SFU.
+    pub media: Media,
+    /// Join token signing keys.
+    pub keys: Keyring,
 }
 
 /// How handlers hold the state.
@@ -74,7 +80,8 @@ impl AppState {
         }
     }
 
-    fn ws_base(&self) -> String {
+    /// The public base as a WebSocket URL (`ws://` or `wss://`).
+    pub fn ws_base(&self) -> String {
         match self.public_base.strip_prefix("https://") {
             Some(rest) => format!("wss://{rest}"),
             None => format!("ws://{}", self.public_base.trim_start_matches("http://")),
@@ -100,6 +107,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .route("/health", get(health))
         .nest("/api/v1", api)
+        .merge(api::whip::routes())
         .route(INGEST_WS_PATH, get(crate::ingest::ws::handler))
         .route(LIVE_WS_PATH, get(mjpeg::viewer_ws))
         .route("/live/{app}/{room}/mjpeg", get(mjpeg::mjpeg))
@@ -183,6 +191,9 @@ impl Server {
             tracing::info!(stale, "marked streams of a previous run as ended");
         }
         let local_addr = listener.local_addr()?;
+        let keys = Keyring::open(&config.data_dir)?;
+        let (media, sfu_events) =
+            Media::start(config.webrtc.udp, config.webrtc.ips.clone()).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = Arc::new(AppState {
             public_base: config.public_base(local_addr),
@@ -193,7 +204,10 @@ impl Server {
             cameras: Cameras::default(),
             shutdown,
             started: Instant::now(),
+            media,
+            keys,
         });
+        tokio::spawn(Media::run_events(Arc::downgrade(&state), sfu_events));
         Ok(Server {
             state,
             listener,

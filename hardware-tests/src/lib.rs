@@ -108,6 +108,7 @@ impl Gateway {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&data_dir)
+            .args(["--webrtc-udp", "127.0.0.1:0", "--webrtc-ip", "127.0.0.1"])
             .args(extra)
             .env("CAMGATE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env(

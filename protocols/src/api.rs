@@ -155,6 +155,12 @@ pub enum SlugError {
     /// Characters outside `[A-Za-z0-9_-]`, or not starting alphanumeric.
     #[error("must match ^[A-Za-z0-9][A-Za-z0-9_-]*$")]
     BadCharacters,
+    /// A join-token room longer than [`MAX_TOKEN_ROOM_LEN`].
+    #[error("must be at most 120 characters")]
+    TooLongRoom,
+    /// A join-token room with characters outside `[A-Za-z0-9._-]`.
+    #[error("must match [a-zA-Z0-9._-]")]
+    BadRoomCharacters,
 }
 
 /// Checks a room or identity: `^[A-Za-z0-9][A-Za-z0-9_-]*$`, at most 64.
@@ -190,6 +196,118 @@ pub fn namespace_room(prefix: &str, room: Option<&str>) -> String {
         }
         Some(r) => format!("{prefix}-{r}"),
     }
+}
+
+/// Longest room name in a join token (seed 001 "Tokens").
+pub const MAX_TOKEN_ROOM_LEN: usize = 120;
+
+/// Checks a join-token room / WHIP streamId: `[A-Za-z0-9._-]`, 1..=120.
+pub fn validate_room_name(s: &str) -> Result<(), SlugError> {
+    if s.is_empty() {
+        return Err(SlugError::Empty);
+    }
+    if s.len() > MAX_TOKEN_ROOM_LEN {
+        return Err(SlugError::TooLongRoom);
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(SlugError::BadRoomCharacters);
+    }
+    Ok(())
+}
+
+/// Body of `POST /api/v1/apps/{app}/tokens` (every field optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MintJoinToken {
+    /// Room (short or namespaced); default: the app prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// Identity; default `anon-<uuid>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// May publish (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_publish: Option<bool>,
+    /// May subscribe (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_subscribe: Option<bool>,
+    /// Lifetime like `10m`, `1h` (default `6h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Opaque participant metadata, ≤ 2000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+    /// Invisible QC/recorder participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<bool>,
+    /// Recorder grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorder: Option<bool>,
+    /// Publish the microphone only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_only: Option<bool>,
+}
+
+/// Answer of `POST /api/v1/apps/{app}/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinToken {
+    /// The JWT.
+    pub token: String,
+    /// App name.
+    pub app: String,
+    /// Namespaced room.
+    pub room: String,
+    /// Participant identity.
+    pub identity: String,
+    /// Media-plane URL (camgate's own base, `ws(s)://`).
+    pub ws_url: String,
+    /// Player page.
+    pub play_url: String,
+    /// Embeddable player.
+    pub embed_url: String,
+    /// Ready-made iframe tag.
+    pub iframe: String,
+    /// camgate extension: the WHIP endpoint for this room.
+    pub whip_url: String,
+    /// camgate extension: the WHEP endpoint for this room.
+    pub whep_url: String,
+    /// camgate extension: expiry, RFC 3339.
+    pub expires_at: String,
+}
+
+/// Answer of the anonymous play-token and listen-token routes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlayToken {
+    /// The JWT.
+    pub token: String,
+    /// App name.
+    pub app: String,
+    /// Namespaced room.
+    pub room: String,
+    /// Media-plane URL.
+    pub ws_url: String,
+    /// `viewer` or `listener`.
+    pub mode: String,
+    /// camgate extension: the WHEP endpoint for this room.
+    pub whep_url: String,
+}
+
+/// The WHIP endpoint path of a stream.
+pub fn whip_path(stream: &str) -> String {
+    format!("/whip/{stream}")
+}
+
+/// The WHEP endpoint path of a stream.
+pub fn whep_path(stream: &str) -> String {
+    format!("/whep/{stream}")
 }
 
 /// Masks a secret for listings: its prefix and last 4 characters.

@@ -10,6 +10,7 @@
 //! * [`multipart`]: the `multipart/x-mixed-replace` MJPEG format, both the
 //!   writer the server uses and a push/pull reader for clients.
 //! * [`device`]: the WebSocket device protocol messages and close codes.
+//! * [`h264`]: Annex B splitting and the RTP payload format (RFC 6184).
 //! * [`api`]: API paths, request/response types and the naming rules
 //!   (slugs, room namespacing).
 //!
@@ -28,5 +29,6 @@
 
 pub mod api;
 pub mod device;
+pub mod h264;
 pub mod jpeg;
 pub mod multipart;

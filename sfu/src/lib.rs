@@ -2,11 +2,44 @@
 //!
 //! The SFU is where every source becomes a track: a camera, an RTMP encoder
 //! and a browser publishing over WHIP are all publishers of tracks in a room,
-//! and every player subscribes to tracks. The WebRTC engine (str0m, sans-IO)
-//! arrives with the WebRTC issue; today the crate holds the vocabulary the
-//! stream hub already uses to describe a track, so the hub and the SFU speak
-//! of tracks the same way from the start.
+//! and every player subscribes to tracks.
+//!
+//! * [`core`]: the sans-IO engine on str0m — rooms, peers, routing, keyframe
+//!   requests, data channels. No sockets, no clock.
+//! * [`driver`]: the thin tokio layer owning the one UDP socket.
+//!
+//! The run loop, in short (the driver does exactly this):
+//!
+//! ```no_run
+//! # use camgate_sfu::core::{Output, Sfu};
+//! # use std::time::Instant;
+//! # fn recv() -> (std::net::SocketAddr, Vec<u8>) { unimplemented!() }
+//! # fn send(_: &str::net::Transmit) {}
+//! # mod str { pub use str0m::net; }
+//! let local = "127.0.0.1:8189".parse().unwrap();
+//! let mut sfu = Sfu::new(vec![local]);
+//! loop {
+//!     let deadline = loop {
+//!         match sfu.poll_output() {
+//!             Output::Transmit(t) => send(&t),
+//!             Output::Event(e) => println!("{e:?}"),
+//!             Output::Timeout(t) => break t,
+//!         }
+//!     };
+//!     // Wait for a datagram or the deadline, whichever is first.
+//!     let (from, data) = recv();
+//!     sfu.handle_datagram(Instant::now(), from, local, &data);
+//!     if Instant::now() >= deadline {
+//!         sfu.handle_timeout(Instant::now());
+//!     }
+//! }
+//! ```
 #![deny(missing_docs)]
+
+pub mod core;
+pub mod driver;
+
+pub use driver::SfuHandle;
 
 use std::fmt;
 
@@ -16,6 +49,8 @@ use std::fmt;
 pub enum Codec {
     /// Motion JPEG: every frame a whole JPEG image (ESP32-CAM, HTTP MJPEG).
     Jpeg,
+    /// RTP media negotiated over WebRTC (H.264, VP8, Opus, G.711).
+    Rtp,
 }
 
 impl Codec {
@@ -23,6 +58,7 @@ impl Codec {
     pub fn mime_type(self) -> &'static str {
         match self {
             Codec::Jpeg => "image/jpeg",
+            Codec::Rtp => "application/rtp",
         }
     }
 }
@@ -31,6 +67,7 @@ impl fmt::Display for Codec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Codec::Jpeg => "jpeg",
+            Codec::Rtp => "rtp",
         })
     }
 }
@@ -41,6 +78,8 @@ impl fmt::Display for Codec {
 pub enum SourceKind {
     /// A camera pushing JPEG frames over the device WebSocket.
     WsMjpeg,
+    /// A WebRTC publisher (WHIP).
+    Whip,
 }
 
 impl SourceKind {
@@ -48,6 +87,7 @@ impl SourceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::WsMjpeg => "ws-mjpeg",
+            SourceKind::Whip => "whip",
         }
     }
 
@@ -55,6 +95,7 @@ impl SourceKind {
     pub fn codec(self) -> Codec {
         match self {
             SourceKind::WsMjpeg => Codec::Jpeg,
+            SourceKind::Whip => Codec::Rtp,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! codes, the `{ "data", "error" }` envelope, JSON bodies and bearer auth.
 
 pub mod native;
+pub mod tokens;
+pub mod whip;
 
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -50,6 +52,17 @@ pub enum ApiError {
     /// 413: body too large.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// Any other status with a stable code (401 `token_expired`, 409
+    /// `room_full`, 415, 422, …).
+    #[error("{message}")]
+    Status {
+        /// The HTTP status.
+        status: StatusCode,
+        /// Stable code.
+        code: &'static str,
+        /// What happened.
+        message: String,
+    },
     /// 500: a bug or a failing dependency; the detail is only logged.
     #[error("internal error")]
     Internal(String),
@@ -72,6 +85,15 @@ impl ApiError {
         }
     }
 
+    /// An error with any status and a stable code.
+    pub fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Status {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
@@ -79,6 +101,7 @@ impl ApiError {
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Status { status, code, .. } => (*status, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

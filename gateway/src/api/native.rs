@@ -21,6 +21,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/apps/{app}/ws-ingest", get(list_ws_keys).post(mint_ws_key))
         .route("/apps/{app}/ws-ingest/{id}", delete(revoke_ws_key))
         .route("/apps/{app}/ws-ingest/live/{room}", get(live_info))
+        .merge(super::tokens::routes())
 }
 
 /// Loads an app or answers 404 `app_not_found`.

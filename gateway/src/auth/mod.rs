@@ -5,6 +5,8 @@
 //! fast hash is right for such high-entropy secrets (nothing to brute-force);
 //! stored hashes are compared in constant time.
 
+pub mod jwt;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;

@@ -105,6 +105,12 @@ impl Room {
             .is_some_and(|s| s.owner != owner)
     }
 
+    /// Follows the room's frames without counting as a viewer (for
+    /// transcoders, whose consumers are counted where they watch).
+    pub fn subscribe_frames(&self) -> watch::Receiver<Option<Frame>> {
+        self.frames.subscribe()
+    }
+
     /// Publishes one JPEG: encodes the part once and wakes every viewer.
     pub fn publish(&self, jpeg: &[u8], received_at: Instant) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -222,6 +228,16 @@ impl Hub {
             },
             rx,
         ))
+    }
+
+    /// Rooms of an app that have a live publisher.
+    pub fn publishers_in_app(&self, app: &str) -> usize {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|r| r.key.app == app && r.publisher().is_some())
+            .count()
     }
 
     /// Rooms, viewers and publishers present now.

@@ -32,6 +32,10 @@ pub struct App {
     pub room_prefix: String,
     /// Playback routes need no token.
     pub public_playback: bool,
+    /// `hiddenQc` feature: hidden/recorder join tokens allowed.
+    pub hidden_qc: bool,
+    /// Live publishers allowed at once (0 = unlimited).
+    pub max_concurrent_streams: i64,
 }
 
 /// A camera key row.
@@ -111,7 +115,7 @@ impl Db {
     /// Looks an app up by name.
     pub async fn app_by_name(&self, name: &str) -> Result<Option<App>, DbError> {
         let row =
-            sqlx::query("SELECT id, name, room_prefix, public_playback FROM apps WHERE name = ?")
+            sqlx::query("SELECT id, name, room_prefix, public_playback, settings_json, max_concurrent_streams FROM apps WHERE name = ?")
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -120,6 +124,8 @@ impl Db {
             name: r.get("name"),
             room_prefix: r.get("room_prefix"),
             public_playback: r.get::<i64, _>("public_playback") != 0,
+            hidden_qc: feature(r.get("settings_json"), "hiddenQc", true),
+            max_concurrent_streams: r.get("max_concurrent_streams"),
         }))
     }
 
@@ -325,4 +331,13 @@ fn ws_key_from_row(r: sqlx::sqlite::SqliteRow) -> WsKey {
         key_last4: r.get("key_last4"),
         created_at: r.get("created_at"),
     }
+}
+
+/// A feature flag from an app's settings (`{"features": {...}}`); missing
+/// flags take the scaffold default of a new app.
+fn feature(settings_json: Option<String>, name: &str, default: bool) -> bool {
+    settings_json
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| v.get("features")?.get(name)?.as_bool())
+        .unwrap_or(default)
 }

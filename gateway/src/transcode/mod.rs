@@ -1,0 +1,9 @@
+//! Transcoders that attach on demand: they start when the first consumer
+//! that needs them arrives and stop after the last one leaves.
+//!
+//! * [`jpeg_h264`]: MJPEG cameras → H.264 RTP for WebRTC viewers.
+//! * [`camera`]: the task that runs one camera's transcoder while WebRTC
+//!   subscribers watch it.
+
+pub mod camera;
+pub mod jpeg_h264;

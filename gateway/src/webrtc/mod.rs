@@ -1,0 +1,395 @@
+//! The media service over the SFU: WebRTC sessions (WHIP publishers, WHEP
+//! viewers), their bookkeeping in the hub and the database, and the
+//! transcoders that make MJPEG cameras watchable over WebRTC.
+//!
+//! API shapes (WHIP/WHEP today) call [`Media::publish`] and [`Media::play`];
+//! no business rule lives in them.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, Weak};
+
+use camgate_sfu::core::{Join, PeerId, Role, SfuError, SfuEvent};
+use camgate_sfu::{SfuHandle, SourceKind};
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::auth::random_id;
+use crate::hub::{PublisherGuard, RoomKey, ViewerGuard};
+use crate::server::AppState;
+
+/// One WebRTC session (a WHIP or WHEP resource).
+#[derive(Debug)]
+struct Session {
+    peer: PeerId,
+    key: RoomKey,
+    app_id: i64,
+    identity: String,
+    role: Role,
+    etag: String,
+    /// WHIP: the room's publisher seat, released when the session ends.
+    _publisher: Option<PublisherGuard>,
+    /// WHEP: counts the viewer in the room (unless hidden).
+    _viewer: Option<ViewerGuard>,
+}
+
+/// Per-room media state that outlives single sessions.
+#[derive(Debug)]
+pub struct RoomMedia {
+    /// SFU subscribers of the room, hidden ones included.
+    pub subscribers: watch::Sender<usize>,
+    /// Rung when the room's external source should send a keyframe.
+    pub keyframe: Notify,
+    /// A camera transcoder runs for this room.
+    pub transcoding: Mutex<bool>,
+}
+
+/// What a successful WHIP/WHEP request returns.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The session (resource) id.
+    pub session_id: String,
+    /// The SDP answer.
+    pub answer: String,
+    /// Entity tag of the ICE session.
+    pub etag: String,
+}
+
+/// Why a publish or play request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The room already has a publisher (camera, WHIP, …).
+    #[error("room already has a publisher")]
+    RoomFull,
+    /// Nothing publishes in the room.
+    #[error("room has no active publisher")]
+    NoPublisher,
+    /// The SDP offer was refused.
+    #[error("{0}")]
+    InvalidSdp(String),
+    /// No such session.
+    #[error("unknown session")]
+    UnknownSession,
+    /// A trickled candidate is malformed.
+    #[error("{0}")]
+    InvalidCandidate(String),
+    /// The SFU is not running.
+    #[error("media engine unavailable")]
+    Unavailable,
+}
+
+impl From<SfuError> for MediaError {
+    fn from(e: SfuError) -> Self {
+        match e {
+            SfuError::RoomFull(_) => MediaError::RoomFull,
+            SfuError::InvalidSdp(m) => MediaError::InvalidSdp(m),
+            SfuError::UnknownPeer => MediaError::UnknownSession,
+            SfuError::InvalidCandidate(m) => MediaError::InvalidCandidate(m),
+            _ => MediaError::Unavailable,
+        }
+    }
+}
+
+/// Who asks for a session (from a join token or anonymous playback).
+#[derive(Debug, Clone)]
+pub struct Participant {
+    /// Identity.
+    pub identity: String,
+    /// Hidden (recorder/QC): not counted as a viewer.
+    pub hidden: bool,
+    /// Audio only.
+    pub audio_only: bool,
+}
+
+/// The media service.
+#[derive(Debug)]
+pub struct Media {
+    sfu: SfuHandle,
+    sessions: Mutex<HashMap<String, Session>>,
+    rooms: Mutex<HashMap<String, Arc<RoomMedia>>>,
+}
+
+impl Media {
+    /// Binds the WebRTC UDP socket and starts the SFU. Returns the service
+    /// and the SFU's event stream, which [`Media::run_events`] consumes.
+    pub async fn start(
+        bind: SocketAddr,
+        advertise: Vec<IpAddr>,
+    ) -> std::io::Result<(Media, mpsc::UnboundedReceiver<SfuEvent>)> {
+        let advertise = if advertise.is_empty() {
+            default_advertised(bind)
+        } else {
+            advertise
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sfu = SfuHandle::start(bind, advertise.clone(), tx).await?;
+        info!(udp = %sfu.local_addr(), advertised = ?advertise, "WebRTC SFU listening");
+        Ok((
+            Media {
+                sfu,
+                sessions: Mutex::new(HashMap::new()),
+                rooms: Mutex::new(HashMap::new()),
+            },
+            rx,
+        ))
+    }
+
+    /// The SFU handle.
+    pub fn sfu(&self) -> &SfuHandle {
+        &self.sfu
+    }
+
+    /// Per-room media state, created on first use.
+    pub fn room(&self, room: &str) -> Arc<RoomMedia> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms
+            .entry(room.to_owned())
+            .or_insert_with(|| {
+                Arc::new(RoomMedia {
+                    subscribers: watch::Sender::new(0),
+                    keyframe: Notify::new(),
+                    transcoding: Mutex::new(false),
+                })
+            })
+            .clone()
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The room of a session (for routes that check it).
+    pub fn session_room(&self, session_id: &str) -> Option<String> {
+        self.sessions().get(session_id).map(|s| s.key.room.clone())
+    }
+
+    /// Number of WebRTC sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    /// WHIP: a participant publishes into a room.
+    pub async fn publish(
+        state: &Arc<AppState>,
+        key: RoomKey,
+        app_id: i64,
+        who: Participant,
+        offer: String,
+    ) -> Result<Created, MediaError> {
+        let media = &state.media;
+        let session_id = random_id("", 16);
+        // The hub seat makes the room busy for cameras and other publishers.
+        let conn = next_conn();
+        let guard = state
+            .hub
+            .publish(&key, SourceKind::Whip, &session_id, conn)
+            .map_err(|_| MediaError::RoomFull)?;
+        let joined = media
+            .sfu
+            .join(Join {
+                room: key.room.clone(),
+                identity: who.identity.clone(),
+                role: Role::Publisher,
+                hidden: who.hidden,
+                audio_only: who.audio_only,
+                offer,
+            })
+            .await
+            .map_err(|_| MediaError::Unavailable)??;
+        let stream_id = format!("{}/{}", key.room, who.identity);
+        if let Err(e) = state
+            .db
+            .stream_started(
+                app_id,
+                &stream_id,
+                &key.room,
+                &who.identity,
+                SourceKind::Whip.as_str(),
+                &session_id,
+            )
+            .await
+        {
+            warn!(error = %e, "could not record stream start");
+        }
+        let etag = format!("\"{}\"", random_id("", 8));
+        media.sessions().insert(
+            session_id.clone(),
+            Session {
+                peer: joined.peer,
+                key,
+                app_id,
+                identity: who.identity,
+                role: Role::Publisher,
+                etag: etag.clone(),
+                _publisher: Some(guard),
+                _viewer: None,
+            },
+        );
+        Ok(Created {
+            session_id,
+            answer: joined.answer,
+            etag,
+        })
+    }
+
+    /// WHEP: a participant watches a room.
+    pub async fn play(
+        state: &Arc<AppState>,
+        key: RoomKey,
+        app_id: i64,
+        who: Participant,
+        offer: String,
+    ) -> Result<Created, MediaError> {
+        let media = &state.media;
+        let source = state.hub.get(&key).and_then(|r| r.publisher());
+        match source {
+            None => return Err(MediaError::NoPublisher),
+            Some(SourceKind::WsMjpeg) => {
+                crate::transcode::camera::ensure(state, &key);
+            }
+            Some(_) => {}
+        }
+        let viewer = if who.hidden {
+            None
+        } else {
+            state.hub.watch(&key).map(|(guard, _)| guard)
+        };
+        let joined = media
+            .sfu
+            .join(Join {
+                room: key.room.clone(),
+                identity: who.identity.clone(),
+                role: Role::Subscriber,
+                hidden: who.hidden,
+                audio_only: who.audio_only,
+                offer,
+            })
+            .await
+            .map_err(|_| MediaError::Unavailable)??;
+        let session_id = random_id("", 16);
+        let etag = format!("\"{}\"", random_id("", 8));
+        media.sessions().insert(
+            session_id.clone(),
+            Session {
+                peer: joined.peer,
+                key,
+                app_id,
+                identity: who.identity,
+                role: Role::Subscriber,
+                etag: etag.clone(),
+                _publisher: None,
+                _viewer: viewer,
+            },
+        );
+        Ok(Created {
+            session_id,
+            answer: joined.answer,
+            etag,
+        })
+    }
+
+    /// Trickle ICE: adds candidates to a session. Returns the session's ETag.
+    pub async fn trickle(
+        &self,
+        session_id: &str,
+        candidates: Vec<String>,
+    ) -> Result<String, MediaError> {
+        let (peer, etag) = {
+            let sessions = self.sessions();
+            let s = sessions.get(session_id).ok_or(MediaError::UnknownSession)?;
+            (s.peer, s.etag.clone())
+        };
+        if !candidates.is_empty() {
+            self.sfu
+                .add_candidates(peer, candidates)
+                .await
+                .map_err(|_| MediaError::Unavailable)??;
+        }
+        Ok(etag)
+    }
+
+    /// The ETag of a session.
+    pub fn etag(&self, session_id: &str) -> Option<String> {
+        self.sessions().get(session_id).map(|s| s.etag.clone())
+    }
+
+    /// Ends a session (WHIP/WHEP DELETE).
+    pub async fn end(&self, session_id: &str) -> Result<(), MediaError> {
+        let peer = self
+            .sessions()
+            .get(session_id)
+            .map(|s| s.peer)
+            .ok_or(MediaError::UnknownSession)?;
+        // The SFU's Closed event finishes the bookkeeping.
+        match self.sfu.close(peer).await {
+            Ok(Ok(())) | Ok(Err(SfuError::UnknownPeer)) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(MediaError::Unavailable),
+        }
+    }
+
+    /// Consumes the SFU's events until the SFU stops.
+    pub async fn run_events(state: Weak<AppState>, mut events: mpsc::UnboundedReceiver<SfuEvent>) {
+        while let Some(event) = events.recv().await {
+            let Some(state) = state.upgrade() else {
+                return;
+            };
+            match event {
+                SfuEvent::Subscribers {
+                    room,
+                    total,
+                    visible,
+                } => {
+                    debug!(room, total, visible, "subscribers");
+                    state.media.room(&room).subscribers.send_replace(total);
+                }
+                SfuEvent::KeyframeWanted { room } => {
+                    state.media.room(&room).keyframe.notify_one();
+                }
+                SfuEvent::Closed { peer, .. } => {
+                    let ended = {
+                        let mut sessions = state.media.sessions();
+                        let id = sessions
+                            .iter()
+                            .find(|(_, s)| s.peer == peer)
+                            .map(|(id, _)| id.clone());
+                        id.and_then(|id| sessions.remove(&id).map(|s| (id, s)))
+                    };
+                    if let Some((id, s)) = ended
+                        && s.role == Role::Publisher
+                    {
+                        let stream_id = format!("{}/{}", s.key.room, s.identity);
+                        if let Err(e) = state.db.stream_ended(s.app_id, &stream_id, &id).await {
+                            warn!(error = %e, "could not record stream end");
+                        }
+                    }
+                }
+                SfuEvent::Connected { .. } | SfuEvent::Data { .. } => {}
+                _ => {}
+            }
+        }
+    }
+}
+
+fn next_conn() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1 << 40);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The address to advertise when none is configured: the bound IP when it
+/// is specific, else the address of the interface the default route uses
+/// (found without sending anything), else loopback.
+fn default_advertised(bind: SocketAddr) -> Vec<IpAddr> {
+    if !bind.ip().is_unspecified() {
+        return vec![bind.ip()];
+    }
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr());
+    match probe {
+        Ok(a) if !a.ip().is_unspecified() => vec![a.ip()],
+        _ => vec![IpAddr::from([127, 0, 0, 1])],
+    }
+}

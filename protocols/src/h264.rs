@@ -1,0 +1,323 @@
+//! H.264 elementary streams and their RTP payload format (RFC 6184).
+//!
+//! Written here rather than taken from a crate: the encoder hands camgate
+//! Annex B access units and the SFU needs RTP payloads it can share by
+//! reference between every viewer; str0m's own packetizer works per peer
+//! (frame mode), which is exactly the per-viewer cost the SFU avoids. The
+//! format is small (single NAL unit, STAP-A, FU-A) and fully covered here.
+//!
+//! * [`split_annex_b`] cuts an Annex B byte stream into NAL units.
+//! * [`Packetizer`] turns one access unit into RTP payloads of at most `mtu`
+//!   bytes (packetization-mode 1): parameter sets are aggregated into one
+//!   STAP-A, small NAL units travel alone, big ones are fragmented as FU-A.
+//! * [`payload_starts_keyframe`] tells an SFU whether an RTP payload begins an
+//!   IDR picture (or carries the SPS that precedes one), so a new viewer can
+//!   be started on a decodable frame.
+//!
+//! ```
+//! use camgate_protocols::h264::{Packetizer, split_annex_b};
+//! let au = [0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 1, 0x65, 0x88, 0x84];
+//! let nals: Vec<&[u8]> = split_annex_b(&au).collect();
+//! assert_eq!(nals.len(), 3);
+//! let payloads = Packetizer::new(1200).packetize(&au);
+//! assert_eq!(payloads.len(), 2); // STAP-A(SPS, PPS) + the IDR slice
+//! ```
+
+/// NAL unit type of a coded slice of a non-IDR picture.
+pub const NAL_SLICE: u8 = 1;
+/// NAL unit type of a coded slice of an IDR picture.
+pub const NAL_IDR: u8 = 5;
+/// NAL unit type of supplemental enhancement information.
+pub const NAL_SEI: u8 = 6;
+/// NAL unit type of a sequence parameter set.
+pub const NAL_SPS: u8 = 7;
+/// NAL unit type of a picture parameter set.
+pub const NAL_PPS: u8 = 8;
+/// NAL unit type of an access unit delimiter.
+pub const NAL_AUD: u8 = 9;
+/// RTP aggregation packet type STAP-A (RFC 6184 §5.7.1).
+pub const STAP_A: u8 = 24;
+/// RTP fragmentation unit type FU-A (RFC 6184 §5.8).
+pub const FU_A: u8 = 28;
+
+/// The `nal_unit_type` of a NAL unit's first byte.
+pub fn nal_type(header: u8) -> u8 {
+    header & 0x1f
+}
+
+/// Splits an Annex B byte stream (start codes `00 00 01` or `00 00 00 01`)
+/// into NAL units without their start codes. Empty units are skipped and
+/// bytes before the first start code are ignored.
+pub fn split_annex_b(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut pos = next_start_code(data, 0).map(|(_, body)| body);
+    std::iter::from_fn(move || {
+        loop {
+            let start = pos?;
+            let (end, next) = match next_start_code(data, start) {
+                Some((code_at, body)) => (code_at, Some(body)),
+                None => (data.len(), None),
+            };
+            pos = next;
+            // Trailing zero bytes belong to the next start code (a 4-byte one)
+            // or are trailing_zero_8bits; neither is part of this NAL unit.
+            let mut end = end;
+            while end > start && data[end - 1] == 0 {
+                end -= 1;
+            }
+            if end > start {
+                return Some(&data[start..end]);
+            }
+            pos?;
+        }
+    })
+}
+
+/// Finds the next `00 00 01` at or after `from`: returns where the code
+/// starts and where the NAL unit after it begins.
+fn next_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
+    while i + 3 <= data.len() {
+        if data[i + 2] > 1 {
+            i += 3;
+        } else if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            return Some((i, i + 3));
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Cuts H.264 access units into RTP payloads (packetization-mode 1).
+#[derive(Debug, Clone)]
+pub struct Packetizer {
+    mtu: usize,
+}
+
+impl Packetizer {
+    /// A packetizer producing payloads of at most `mtu` bytes (at least 64).
+    pub fn new(mtu: usize) -> Self {
+        Self { mtu: mtu.max(64) }
+    }
+
+    /// RTP payloads for one Annex B access unit, in sending order. The last
+    /// one carries the end of the picture (the RTP marker bit belongs on it).
+    /// SPS and PPS are aggregated into one STAP-A when they fit; access unit
+    /// delimiters are dropped (WebRTC receivers don't need them).
+    pub fn packetize(&self, access_unit: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut stap: Vec<&[u8]> = Vec::new();
+        for nal in split_annex_b(access_unit) {
+            let kind = nal_type(nal[0]);
+            if kind == NAL_AUD {
+                continue;
+            }
+            if matches!(kind, NAL_SPS | NAL_PPS) {
+                let stap_len: usize = 1 + stap.iter().map(|n| 2 + n.len()).sum::<usize>();
+                if stap_len + 2 + nal.len() <= self.mtu {
+                    stap.push(nal);
+                    continue;
+                }
+            }
+            self.flush_stap(&mut stap, &mut out);
+            self.push_nal(nal, &mut out);
+        }
+        self.flush_stap(&mut stap, &mut out);
+        out
+    }
+
+    fn flush_stap(&self, stap: &mut Vec<&[u8]>, out: &mut Vec<Vec<u8>>) {
+        match stap.len() {
+            0 => {}
+            1 => out.push(stap[0].to_vec()),
+            _ => {
+                // F bit: OR of the aggregated units; NRI: their maximum.
+                let f = stap.iter().fold(0, |f, n| f | (n[0] & 0x80));
+                let nri = stap.iter().map(|n| n[0] & 0x60).max().unwrap_or(0);
+                let mut p = Vec::with_capacity(self.mtu);
+                p.push(f | nri | STAP_A);
+                for nal in stap.iter() {
+                    p.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+                    p.extend_from_slice(nal);
+                }
+                out.push(p);
+            }
+        }
+        stap.clear();
+    }
+
+    fn push_nal(&self, nal: &[u8], out: &mut Vec<Vec<u8>>) {
+        if nal.len() <= self.mtu {
+            out.push(nal.to_vec());
+            return;
+        }
+        let indicator = (nal[0] & 0xe0) | FU_A;
+        let kind = nal_type(nal[0]);
+        let body = &nal[1..];
+        let chunk = self.mtu - 2;
+        let count = body.len().div_ceil(chunk);
+        for (i, piece) in body.chunks(chunk).enumerate() {
+            let mut fu_header = kind;
+            if i == 0 {
+                fu_header |= 0x80;
+            }
+            if i + 1 == count {
+                fu_header |= 0x40;
+            }
+            let mut p = Vec::with_capacity(2 + piece.len());
+            p.push(indicator);
+            p.push(fu_header);
+            p.extend_from_slice(piece);
+            out.push(p);
+        }
+    }
+}
+
+/// Whether an RTP payload (RFC 6184) starts a picture a decoder can begin
+/// with: an SPS or IDR slice as a single NAL unit, a STAP-A holding one, or
+/// the first fragment of an IDR slice.
+pub fn payload_starts_keyframe(payload: &[u8]) -> bool {
+    let Some(&first) = payload.first() else {
+        return false;
+    };
+    match nal_type(first) {
+        NAL_SPS | NAL_IDR => true,
+        STAP_A => {
+            let mut rest = &payload[1..];
+            while rest.len() > 2 {
+                let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                let Some(nal) = rest.get(2..2 + len) else {
+                    return false;
+                };
+                if nal
+                    .first()
+                    .is_some_and(|h| matches!(nal_type(*h), NAL_SPS | NAL_IDR))
+                {
+                    return true;
+                }
+                rest = &rest[2 + len..];
+            }
+            false
+        }
+        FU_A => payload
+            .get(1)
+            .is_some_and(|h| h & 0x80 != 0 && nal_type(*h) == NAL_IDR),
+        _ => false,
+    }
+}
+
+/// Whether an Annex B access unit holds an IDR slice.
+pub fn access_unit_is_keyframe(access_unit: &[u8]) -> bool {
+    split_annex_b(access_unit).any(|n| nal_type(n[0]) == NAL_IDR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reassembles payloads back into NAL units the way a receiver would.
+    fn depacketize(payloads: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut nals = Vec::new();
+        let mut fu: Option<Vec<u8>> = None;
+        for p in payloads {
+            match nal_type(p[0]) {
+                STAP_A => {
+                    let mut rest = &p[1..];
+                    while rest.len() >= 2 {
+                        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                        nals.push(rest[2..2 + len].to_vec());
+                        rest = &rest[2 + len..];
+                    }
+                }
+                FU_A => {
+                    if p[1] & 0x80 != 0 {
+                        fu = Some(vec![(p[0] & 0xe0) | nal_type(p[1])]);
+                    }
+                    let buf = fu.as_mut().expect("fragment after a start");
+                    buf.extend_from_slice(&p[2..]);
+                    if p[1] & 0x40 != 0 {
+                        nals.push(fu.take().expect("open fragment"));
+                    }
+                }
+                _ => nals.push(p.clone()),
+            }
+        }
+        nals
+    }
+
+    fn annex_b(nals: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for n in nals {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(n);
+        }
+        out
+    }
+
+    #[test]
+    fn split_handles_both_start_codes_and_junk() {
+        let data = [
+            9, 9, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 3, 0,
+        ];
+        let nals: Vec<&[u8]> = split_annex_b(&data).collect();
+        assert_eq!(nals, vec![&[0x67, 1][..], &[0x68, 2], &[0x65, 3]]);
+        assert_eq!(split_annex_b(&[]).count(), 0);
+        assert_eq!(split_annex_b(&[0, 0, 1]).count(), 0);
+        assert_eq!(split_annex_b(&[0, 0, 1, 0, 0, 1]).count(), 0);
+    }
+
+    #[test]
+    fn round_trip_at_every_mtu() {
+        let sps = vec![0x67, 0x42, 0xe0, 0x1f, 0xda];
+        let pps = vec![0x68, 0xce, 0x3c, 0x80];
+        let idr: Vec<u8> = std::iter::once(0x65)
+            .chain((0..5000u32).map(|i| (i % 251) as u8 | 1))
+            .collect();
+        let slice: Vec<u8> = std::iter::once(0x41)
+            .chain((0..700u32).map(|i| (i % 13) as u8 + 2))
+            .collect();
+        let input = vec![
+            vec![0x09, 0xf0],
+            sps.clone(),
+            pps.clone(),
+            idr.clone(),
+            slice.clone(),
+        ];
+        for mtu in [64, 100, 700, 701, 702, 1200, 6000] {
+            let payloads = Packetizer::new(mtu).packetize(&annex_b(&input));
+            assert!(payloads.iter().all(|p| p.len() <= mtu), "mtu {mtu}");
+            assert!(payload_starts_keyframe(&payloads[0]), "mtu {mtu}");
+            let got = depacketize(&payloads);
+            assert_eq!(
+                got,
+                vec![sps.clone(), pps.clone(), idr.clone(), slice.clone()],
+                "mtu {mtu}"
+            );
+        }
+    }
+
+    #[test]
+    fn keyframe_detection() {
+        assert!(payload_starts_keyframe(&[0x65, 1]));
+        assert!(!payload_starts_keyframe(&[0x41, 1]));
+        assert!(payload_starts_keyframe(&[0x7c, 0x85, 1]));
+        assert!(!payload_starts_keyframe(&[0x7c, 0x05, 1]));
+        assert!(!payload_starts_keyframe(&[0x7c, 0x81, 1]));
+        assert!(payload_starts_keyframe(&[0x78, 0, 2, 0x67, 1, 0, 1, 0x68]));
+        assert!(!payload_starts_keyframe(&[0x78, 0, 9, 0x67]));
+        assert!(!payload_starts_keyframe(&[]));
+        assert!(!payload_starts_keyframe(&[0x7c]));
+        assert!(access_unit_is_keyframe(&[0, 0, 1, 0x65, 0]));
+    }
+
+    #[test]
+    fn no_panic_on_any_short_input() {
+        for a in 0..=255u8 {
+            for b in [0u8, 1, 0x80, 0xff] {
+                let _ = payload_starts_keyframe(&[a, b]);
+                let _ = payload_starts_keyframe(&[a, b, 0]);
+                let _ = Packetizer::new(64).packetize(&[0, 0, 1, a, b]);
+            }
+        }
+    }
+}

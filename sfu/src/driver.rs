@@ -1,0 +1,220 @@
+//! The tokio driver: one UDP socket for every peer, one task owning the
+//! [`Sfu`] engine.
+//!
+//! The task waits on three things — a datagram, a command from the
+//! application, the engine's next timeout — feeds whichever comes first into
+//! the engine, and drains its output. Commands carry a reply channel, so the
+//! HTTP handlers (WHIP/WHEP) simply await the answer SDP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::core::{
+    Join, Joined, Output, PeerId, Sfu, SfuError, SfuEvent, SfuStats, SourceCodec, SourcePacket,
+};
+
+/// Largest datagram read from the socket.
+const MAX_DATAGRAM: usize = 2048;
+
+#[derive(Debug)]
+enum Command {
+    Join(Join, oneshot::Sender<Result<Joined, SfuError>>),
+    Candidates(PeerId, Vec<String>, oneshot::Sender<Result<(), SfuError>>),
+    Close(PeerId, oneshot::Sender<Result<(), SfuError>>),
+    CloseRoom(String),
+    Attach(String, SourceCodec, oneshot::Sender<Result<(), SfuError>>),
+    Detach(String),
+    Source(String, Vec<SourcePacket>),
+    Data(String, Vec<u8>, bool),
+    Stats(oneshot::Sender<SfuStats>),
+}
+
+/// The SFU stopped (the runtime is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the SFU is not running")]
+pub struct Stopped;
+
+/// A cloneable handle to a running SFU.
+#[derive(Clone, Debug)]
+pub struct SfuHandle {
+    tx: mpsc::Sender<Command>,
+    local: SocketAddr,
+}
+
+impl SfuHandle {
+    /// Binds `bind`, advertises `advertise` (the bound port is used when an
+    /// advertised address has port 0) and starts the engine task. Events go
+    /// to `events`.
+    pub async fn start(
+        bind: SocketAddr,
+        advertise: Vec<std::net::IpAddr>,
+        events: mpsc::UnboundedSender<SfuEvent>,
+    ) -> std::io::Result<SfuHandle> {
+        let socket = UdpSocket::bind(bind).await?;
+        let local = socket.local_addr()?;
+        let mut candidates: Vec<SocketAddr> = advertise
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, local.port()))
+            .collect();
+        if candidates.is_empty() {
+            candidates.push(local);
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        let sfu = Sfu::new(candidates.clone());
+        tokio::spawn(run(Arc::new(socket), sfu, candidates[0], rx, events));
+        Ok(SfuHandle { tx, local })
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Adds a peer from its offer.
+    pub async fn join(&self, join: Join) -> Result<Result<Joined, SfuError>, Stopped> {
+        self.ask(|r| Command::Join(join, r)).await
+    }
+
+    /// Adds trickled candidates to a peer.
+    pub async fn add_candidates(
+        &self,
+        peer: PeerId,
+        candidates: Vec<String>,
+    ) -> Result<Result<(), SfuError>, Stopped> {
+        self.ask(|r| Command::Candidates(peer, candidates, r)).await
+    }
+
+    /// Removes a peer.
+    pub async fn close(&self, peer: PeerId) -> Result<Result<(), SfuError>, Stopped> {
+        self.ask(|r| Command::Close(peer, r)).await
+    }
+
+    /// Closes every peer of a room.
+    pub async fn close_room(&self, room: &str) {
+        let _ = self.tx.send(Command::CloseRoom(room.to_owned())).await;
+    }
+
+    /// Attaches an external source as the room's publisher.
+    pub async fn attach_source(
+        &self,
+        room: &str,
+        codec: SourceCodec,
+    ) -> Result<Result<(), SfuError>, Stopped> {
+        self.ask(|r| Command::Attach(room.to_owned(), codec, r))
+            .await
+    }
+
+    /// Detaches a room's external source.
+    pub async fn detach_source(&self, room: &str) {
+        let _ = self.tx.send(Command::Detach(room.to_owned())).await;
+    }
+
+    /// Hands an external source's packets (one frame, typically) to the SFU.
+    pub async fn write_source(
+        &self,
+        room: &str,
+        packets: Vec<SourcePacket>,
+    ) -> Result<(), Stopped> {
+        self.tx
+            .send(Command::Source(room.to_owned(), packets))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// Sends a data channel message to a room.
+    pub async fn send_data(&self, room: &str, payload: Vec<u8>, binary: bool) {
+        let _ = self
+            .tx
+            .send(Command::Data(room.to_owned(), payload, binary))
+            .await;
+    }
+
+    /// Current counters.
+    pub async fn stats(&self) -> Result<SfuStats, Stopped> {
+        self.ask(Command::Stats).await
+    }
+}
+
+async fn run(
+    socket: Arc<UdpSocket>,
+    mut sfu: Sfu,
+    destination: SocketAddr,
+    mut rx: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedSender<SfuEvent>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let deadline = loop {
+            match sfu.poll_output() {
+                Output::Transmit(t) => {
+                    if let Err(e) = send(&socket, t.destination, &t.contents).await {
+                        debug!(to = %t.destination, error = %e, "send failed");
+                    }
+                }
+                Output::Event(e) => {
+                    let _ = events.send(e);
+                }
+                Output::Timeout(t) => break t,
+            }
+        };
+        tokio::select! {
+            biased;
+            got = socket.recv_from(&mut buf) => match got {
+                Ok((n, source)) => sfu.handle_datagram(Instant::now(), source, destination, &buf[..n]),
+                Err(e) => debug!(error = %e, "udp receive error"),
+            },
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => handle(&mut sfu, cmd),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => sfu.handle_timeout(Instant::now()),
+        }
+    }
+    warn!("SFU stopped");
+}
+
+async fn send(socket: &UdpSocket, to: SocketAddr, data: &[u8]) -> std::io::Result<()> {
+    match socket.try_send_to(data, to) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            socket.send_to(data, to).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn handle(sfu: &mut Sfu, cmd: Command) {
+    let now = Instant::now();
+    match cmd {
+        Command::Join(join, reply) => {
+            let _ = reply.send(sfu.join(now, join));
+        }
+        Command::Candidates(peer, c, reply) => {
+            let _ = reply.send(sfu.add_remote_candidates(now, peer, &c));
+        }
+        Command::Close(peer, reply) => {
+            let _ = reply.send(sfu.close(now, peer));
+        }
+        Command::CloseRoom(room) => sfu.close_room(now, &room),
+        Command::Attach(room, codec, reply) => {
+            let _ = reply.send(sfu.attach_source(&room, codec));
+        }
+        Command::Detach(room) => sfu.detach_source(&room),
+        Command::Source(room, packets) => sfu.write_source(now, &room, &packets),
+        Command::Data(room, payload, binary) => sfu.send_data(now, &room, &payload, binary),
+        Command::Stats(reply) => {
+            let _ = reply.send(sfu.stats());
+        }
+    }
+}
