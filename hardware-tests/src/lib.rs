@@ -328,3 +328,93 @@ impl Gateway {
         panic!("camera never went live at {mjpeg_url}");
     }
 }
+
+impl Gateway {
+    /// Mints a join token in app `live` with the given body; returns the
+    /// HTTP status and the `data` object.
+    pub async fn join_token(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/apps/live/tokens", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("token request");
+        let status = r.status().as_u16();
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        (status, v["data"].clone())
+    }
+
+    /// A join token string for `room` (app `live`) with the given grants.
+    pub async fn token_for(&self, room: &str, publish: bool, subscribe: bool) -> String {
+        let (status, data) = self
+            .join_token(serde_json::json!({
+                "room": room, "canPublish": publish, "canSubscribe": subscribe, "ttl": "10m"
+            }))
+            .await;
+        assert_eq!(status, 201, "{data}");
+        data["token"].as_str().expect("token").to_owned()
+    }
+
+    /// POSTs an SDP offer to a WHIP/WHEP path; returns status, headers and body.
+    pub async fn post_sdp(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        sdp: &str,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(sdp.to_owned());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("sdp request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.unwrap_or_default())
+    }
+}
+
+/// The folder of the browser scripts, or `None` (a failure under `CI=true`)
+/// when Chromium, node or playwright-core is missing.
+pub fn browser_scripts() -> Option<PathBuf> {
+    if !peer_available("chromium") || !peer_available("node") {
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    if !dir.join("node_modules/playwright-core").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "playwright-core not installed in hardware-tests/browser (scripts/test runs npm ci)"
+        );
+        eprintln!("SKIP: playwright-core not installed (scripts/test installs it)");
+        return None;
+    }
+    Some(dir)
+}
+
+/// Runs a node script of the browser folder and parses its one JSON line.
+pub async fn run_node(script: &Path, args: Vec<String>) -> serde_json::Value {
+    let script = script.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .args(&args)
+            .output()
+            .expect("run node")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("json result")
+}

@@ -25,7 +25,7 @@ async fn chromium_player_page_shows_a_moving_picture() {
     gw.wait_live(&m.mjpeg_url).await;
     let shot = gw.data_dir.join("player.png");
     let out = tokio::task::spawn_blocking({
-        let url = m.player_url.clone();
+        let url = format!("{}?mode=mjpeg", m.player_url);
         let shot = shot.clone();
         move || {
             Command::new("node")

@@ -124,9 +124,9 @@ pub struct DropCounts {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveInfo {
-    /// A camera is live in the room.
+    /// A camera (or other publisher) is live in the room.
     pub active: bool,
-    /// `ws-mjpeg` when live, else null.
+    /// The publisher's type (`ws-mjpeg`, `whip`) when live, else null.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Namespaced room.
@@ -140,6 +140,9 @@ pub struct LiveInfo {
     /// Viewer WebSocket URL, when live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ws_url: Option<String>,
+    /// camgate extension: the WHEP endpoint, when live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whep_url: Option<String>,
 }
 
 /// Why a name was refused.

@@ -349,7 +349,7 @@ impl Sfu {
             return Err(SfuError::RoomFull(join.room));
         }
         let offer = SdpOffer::from_sdp_string(&join.offer)
-            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+            .map_err(|e| SfuError::InvalidSdp(parse_error_text(&e.to_string())))?;
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -1034,6 +1034,16 @@ fn vp8_starts_keyframe(payload: &[u8]) -> bool {
         }
     }
     payload.get(i).is_some_and(|h| h & 0x01 == 0)
+}
+
+/// The parser's message without its internal positions (which are memory
+/// addresses, not offsets), on one line.
+fn parse_error_text(raw: &str) -> String {
+    raw.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains("PointerOffset") && *l != "sdp line")
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn rand_u64() -> u64 {

@@ -153,16 +153,23 @@ async fn live_info(
         app: app.name.clone(),
         room: room.clone(),
     };
-    let live = state.hub.get(&key).is_some_and(|r| r.publisher().is_some());
-    let info = if live {
+    let publisher = state.hub.get(&key).and_then(|r| r.publisher());
+    let info = if let Some(kind) = publisher {
         let Urls { mjpeg, frame, .. } = state.urls(&app.name, &room);
+        // MJPEG output exists for JPEG sources (H.264 → MJPEG is not built yet).
+        let jpeg = kind.codec() == camgate_sfu::Codec::Jpeg;
         LiveInfo {
             active: true,
-            kind: Some("ws-mjpeg".into()),
-            ws_url: Some(state.viewer_ws_url(&app.name, &room)),
+            kind: Some(kind.as_str().into()),
+            ws_url: jpeg.then(|| state.viewer_ws_url(&app.name, &room)),
+            whep_url: Some(format!(
+                "{}{}",
+                state.public_base,
+                camgate_protocols::api::whep_path(&room)
+            )),
             room,
-            mjpeg_url: Some(mjpeg),
-            frame_url: Some(frame),
+            mjpeg_url: jpeg.then_some(mjpeg),
+            frame_url: jpeg.then_some(frame),
         }
     } else {
         LiveInfo {
@@ -172,6 +179,7 @@ async fn live_info(
             mjpeg_url: None,
             frame_url: None,
             ws_url: None,
+            whep_url: None,
         }
     };
     Ok(ok(info))

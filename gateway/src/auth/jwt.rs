@@ -177,7 +177,7 @@ impl Keyring {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&["camgate"]);
         validation.validate_nbf = true;
-        validation.leeway = 5;
+        validation.leeway = 2;
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
         match jsonwebtoken::decode::<JoinClaims>(
             token,

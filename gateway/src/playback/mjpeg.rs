@@ -23,18 +23,40 @@ use crate::api::native::load_app;
 use crate::hub::{Frame, RoomKey, ViewerGuard};
 use crate::server::SharedState;
 
-async fn room_key(state: &SharedState, app: &str, room: &str) -> Result<RoomKey, ApiError> {
+/// `?token=` on playback routes of apps whose `publicPlayback` is off.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PlayQuery {
+    token: Option<String>,
+}
+
+async fn room_key(
+    state: &SharedState,
+    app: &str,
+    room: &str,
+    token: Option<&str>,
+) -> Result<RoomKey, ApiError> {
     let app = load_app(state, app).await?;
-    if !app.public_playback {
-        // Join tokens arrive with the SFU; until then a private app's
-        // playback is closed rather than open.
-        return Err(ApiError::Unauthorized("play token required"));
-    }
     if camgate_protocols::api::validate_slug(room).is_err() {
         return Err(ApiError::not_found("stream_not_found", "no such stream"));
     }
+    let room = namespace_room(&app.room_prefix, Some(room));
+    if !app.public_playback {
+        // A private app's playback needs a join token for this exact room
+        // with subscribe allowed (reference §6).
+        let allowed = token
+            .and_then(|t| state.keys.verify(t).ok())
+            .is_some_and(|c| {
+                c.app == app.name
+                    && c.video.room == room
+                    && c.video.room_join
+                    && c.video.can_subscribe
+            });
+        if !allowed {
+            return Err(ApiError::Unauthorized("play token required"));
+        }
+    }
     Ok(RoomKey {
-        room: namespace_room(&app.room_prefix, Some(room)),
+        room,
         app: app.name,
     })
 }
@@ -56,8 +78,21 @@ fn no_store(resp: &mut Response) {
 pub async fn mjpeg(
     State(state): State<SharedState>,
     Path((app, room)): Path<(String, String)>,
+    Query(q): Query<PlayQuery>,
 ) -> Result<Response, ApiError> {
-    let key = room_key(&state, &app, &room).await?;
+    let key = room_key(&state, &app, &room, q.token.as_deref()).await?;
+    if let Some(kind) = state.hub.get(&key).and_then(|r| r.publisher())
+        && kind.codec() != camgate_sfu::Codec::Jpeg
+    {
+        return Err(ApiError::not_found(
+            "mjpeg_unavailable",
+            format!(
+                "{} is a {} stream: watch it over WebRTC",
+                key.room,
+                kind.as_str()
+            ),
+        ));
+    }
     let (guard, mut rx) = state.hub.watch(&key).ok_or_else(|| {
         ApiError::not_found("stream_not_found", format!("{} is not live", key.room))
     })?;
@@ -113,8 +148,9 @@ impl Viewer {
 pub async fn frame(
     State(state): State<SharedState>,
     Path((app, room)): Path<(String, String)>,
+    Query(q): Query<PlayQuery>,
 ) -> Result<Response, ApiError> {
-    let key = room_key(&state, &app, &room).await?;
+    let key = room_key(&state, &app, &room, q.token.as_deref()).await?;
     let frame = state
         .hub
         .get(&key)
@@ -144,7 +180,8 @@ pub async fn viewer_ws(
         .unwrap_or("live")
         .to_owned();
     let room = q.get("room").cloned().unwrap_or_default();
-    let found = match room_key(&state, &app, &room).await {
+    let token = q.get("token").map(String::as_str);
+    let found = match room_key(&state, &app, &room, token).await {
         Ok(key) => state.hub.watch(&key).ok_or((4404, "stream_not_found")),
         Err(ApiError::Unauthorized(_)) => Err((4401, "playback_unauthorized")),
         Err(_) => Err((4404, "stream_not_found")),

@@ -1,8 +1,11 @@
 //! The player pages: `/play/{app}/{room}` and `/embed/{app}/{room}`.
 //!
-//! One static page; the script reads app and room from its own path, asks
-//! the public live-info route whether a camera is live and shows its MJPEG in
-//! an `<img>`, retrying while the camera is offline.
+//! One static page, no external assets; the script reads app and room from
+//! its own path, asks the public live-info route whether the stream is live,
+//! plays it over WHEP in a `<video>`, and falls back to the MJPEG `<img>` for
+//! JPEG cameras when WebRTC fails. It retries while the stream is offline and
+//! reconnects when the connection drops. `?mode=mjpeg|webrtc` forces one
+//! path; `?token=` carries a join token for private apps.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};

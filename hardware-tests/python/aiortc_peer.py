@@ -1,0 +1,184 @@
+"""An independent WebRTC peer (aiortc) for camgate's end-to-end tests.
+
+Usage:
+  aiortc_peer.py publish <whip-url> <token> <seconds>
+  aiortc_peer.py play <whep-url> <token|-> <seconds>
+
+publish sends a moving 640x480 test picture and a 440 Hz tone over WHIP;
+play receives over WHEP and counts decoded video and audio frames.
+Both print one JSON line and DELETE their session at the end.
+"""
+
+import asyncio
+import fractions
+import json
+import math
+import sys
+import time
+import urllib.request
+from urllib.parse import urljoin
+
+import av
+import numpy
+from aiortc import (
+    AudioStreamTrack,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
+
+
+class Pattern(VideoStreamTrack):
+    """A moving bar on a gradient, 640x480 at 30 fps."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+        x = numpy.arange(640, dtype=numpy.uint8)
+        self.base = numpy.tile(x, (480, 1))
+
+    async def recv(self):
+        pts, time_base = await self.next_timestamp()
+        y = self.base.copy()
+        col = (self.n * 8) % 640
+        y[:, col : col + 40] = 255
+        self.n += 1
+        img = numpy.stack([y, numpy.full_like(y, 128), numpy.full_like(y, 96)], axis=2)
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = pts
+        frame.time_base = time_base
+        return frame
+
+
+class Tone(AudioStreamTrack):
+    """A 440 Hz tone, 20 ms frames at 48 kHz."""
+
+    def __init__(self):
+        super().__init__()
+        self.t = 0
+
+    async def recv(self):
+        frame = await super().recv()  # paces and timestamps silence
+        samples = frame.samples
+        pcm = (
+            numpy.sin(2 * math.pi * 440 * (numpy.arange(samples) + self.t) / 48000) * 8000
+        ).astype(numpy.int16)
+        self.t += samples
+        out = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        out.sample_rate = 48000
+        out.pts = frame.pts
+        out.time_base = fractions.Fraction(1, 48000)
+        return out
+
+
+def post(url, token, sdp):
+    headers = {"Content-Type": "application/sdp"}
+    if token and token != "-":
+        headers["Authorization"] = "Bearer " + token
+    req = urllib.request.Request(url, data=sdp.encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers.get("Location"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, None, e.read().decode()
+
+
+def delete(url):
+    req = urllib.request.Request(url, method="DELETE")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+async def wait_connected(pc, timeout=10):
+    end = time.monotonic() + timeout
+    while pc.connectionState != "connected" and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+    return pc.connectionState
+
+
+async def publish(url, token, seconds):
+    pc = RTCPeerConnection()
+    pc.addTransceiver(Pattern(), direction="sendonly")
+    pc.addTransceiver(Tone(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    status, location, body = post(url, token, pc.localDescription.sdp)
+    if status != 201:
+        print(json.dumps({"status": status, "body": body}))
+        await pc.close()
+        return 1
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    state = await wait_connected(pc)
+    await asyncio.sleep(seconds)
+    deleted = delete(urljoin(url, location))
+    await pc.close()
+    print(json.dumps({"status": status, "state": state, "deleteStatus": deleted}))
+    return 0
+
+
+async def play(url, token, seconds):
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    counts = {"video": 0, "audio": 0, "width": 0, "height": 0, "first": None}
+    tasks = []
+    t0 = time.monotonic()
+
+    async def consume(track):
+        while True:
+            try:
+                frame = await track.recv()
+            except Exception:
+                return
+            if track.kind == "video":
+                if counts["first"] is None:
+                    counts["first"] = round((time.monotonic() - t0) * 1000)
+                counts["video"] += 1
+                counts["width"], counts["height"] = frame.width, frame.height
+            else:
+                counts["audio"] += 1
+
+    @pc.on("track")
+    def on_track(track):
+        tasks.append(asyncio.ensure_future(consume(track)))
+
+    await pc.setLocalDescription(await pc.createOffer())
+    status, location, body = post(url, token, pc.localDescription.sdp)
+    if status != 201:
+        print(json.dumps({"status": status, "body": body}))
+        await pc.close()
+        return 1
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    state = await wait_connected(pc)
+    await asyncio.sleep(seconds)
+    deleted = delete(urljoin(url, location))
+    await pc.close()
+    for t in tasks:
+        t.cancel()
+    print(
+        json.dumps(
+            {
+                "status": status,
+                "state": state,
+                "frames": counts["video"],
+                "audioFrames": counts["audio"],
+                "width": counts["width"],
+                "height": counts["height"],
+                "firstFrameMs": counts["first"],
+                "deleteStatus": deleted,
+            }
+        )
+    )
+    return 0
+
+
+def main():
+    mode, url, token, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    run = publish if mode == "publish" else play
+    sys.exit(asyncio.run(run(url, token, seconds)))
+
+
+if __name__ == "__main__":
+    main()

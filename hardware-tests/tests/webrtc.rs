@@ -1,0 +1,293 @@
+//! WebRTC end to end: headless Chromium publishes over WHIP and plays over
+//! WHEP, a camsim camera is watched over WebRTC through the transcoder, and
+//! the WHIP/WHEP error answers use seed 002's codes.
+
+use std::time::Duration;
+
+use camgate_hardware_tests::{Gateway, browser_scripts, run_node, spawn_camsim};
+
+#[tokio::test]
+async fn chromium_publishes_over_whip_and_another_page_plays_over_whep() {
+    let Some(dir) = browser_scripts() else { return };
+    let gw = Gateway::start(&[]);
+    let token = gw.token_for("demo", true, true).await;
+    let v = run_node(
+        &dir.join("webrtc.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            "--whip".into(),
+            format!("{}/whip/live-demo", gw.base),
+            token.clone(),
+            "--whep".into(),
+            format!("{}/whep/live-demo", gw.base),
+            token,
+            "--seconds".into(),
+            "3".into(),
+        ],
+    )
+    .await;
+    eprintln!("whip→whep: {v}");
+    assert_eq!(v["published"], true, "{v}");
+    assert_eq!(v["state"], "connected", "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(480)),
+        "{v}"
+    );
+    // Chromium's fake camera runs at 20-30 fps: 3 s of playback decode dozens.
+    assert!(
+        v["frames"].as_u64().unwrap_or(0) >= 20,
+        "frames did not advance: {v}"
+    );
+    assert_eq!(v["audioTracks"], 1, "{v}");
+    assert_eq!(v["deleteStatus"], 204, "{v}");
+    let log = gw.log();
+    assert!(
+        log.contains("role=Publisher") && log.contains("role=Subscriber"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn chromium_watches_a_camsim_camera_over_webrtc_in_the_player_page() {
+    let Some(dir) = browser_scripts() else { return };
+    let gw = Gateway::start(&[]);
+    let m = gw.mint("webrtc-cam").await;
+    let mut camsim = spawn_camsim(&m, "15", "60");
+    gw.wait_live(&m.mjpeg_url).await;
+    let v = run_node(
+        &dir.join("webrtc.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            "--whep".into(),
+            format!("{}/whep/{}", gw.base, m.room),
+            "-".into(),
+            "--page".into(),
+            m.player_url.clone(),
+            "--seconds".into(),
+            "3".into(),
+        ],
+    )
+    .await;
+    eprintln!("camsim over webrtc (player page): {v}");
+    let _ = camsim.kill();
+    let _ = camsim.wait();
+    assert_eq!(v["mode"], "webrtc", "{v}");
+    assert_eq!(v["state"], "LIVE", "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{v}"
+    );
+    // 15 fps for 3 s; allow for start-up.
+    assert!(
+        v["frames"].as_u64().unwrap_or(0) >= 15,
+        "frames did not advance: {v}"
+    );
+    assert!(gw.log().contains("transcoder started"));
+}
+
+#[tokio::test]
+async fn chromium_plays_a_camsim_camera_over_plain_whep() {
+    let Some(dir) = browser_scripts() else { return };
+    let gw = Gateway::start(&[]);
+    let m = gw.mint("whep-cam").await;
+    let mut camsim = spawn_camsim(&m, "10", "60");
+    gw.wait_live(&m.mjpeg_url).await;
+    let v = run_node(
+        &dir.join("webrtc.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            "--whep".into(),
+            format!("{}/whep/{}", gw.base, m.room),
+            "-".into(),
+            "--seconds".into(),
+            "3".into(),
+        ],
+    )
+    .await;
+    eprintln!("camsim over whep: {v}");
+    let _ = camsim.kill();
+    let _ = camsim.wait();
+    assert_eq!(v["videoCodec"], "video/H264", "{v}");
+    assert!(v["frames"].as_u64().unwrap_or(0) >= 10, "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{v}"
+    );
+}
+
+fn code(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn whip_and_whep_answer_errors_with_seed_codes() {
+    let gw = Gateway::start(&[]);
+    let sdp = "application/sdp";
+    let publisher = gw.token_for("errs", true, true).await;
+    let viewer = gw.token_for("errs", false, true).await;
+    let other_room = gw.token_for("elsewhere", true, true).await;
+
+    // No token on WHIP.
+    let (s, _, b) = gw.post_sdp("/whip/live-errs", None, sdp, "v=0").await;
+    assert_eq!((s, code(&b).as_str()), (401, "auth_header_missing"), "{b}");
+    // Corrupted token.
+    let bad = format!("{}x", &publisher[..publisher.len() - 1]);
+    let (s, _, b) = gw.post_sdp("/whip/live-errs", Some(&bad), sdp, "v=0").await;
+    assert_eq!((s, code(&b).as_str()), (401, "token_invalid"), "{b}");
+    // Subscribe-only token used to publish.
+    let (s, _, b) = gw
+        .post_sdp("/whip/live-errs", Some(&viewer), sdp, "v=0")
+        .await;
+    assert_eq!((s, code(&b).as_str()), (403, "role_insufficient"), "{b}");
+    // A token for another room.
+    let (s, _, b) = gw
+        .post_sdp("/whip/live-errs", Some(&other_room), sdp, "v=0")
+        .await;
+    assert_eq!((s, code(&b).as_str()), (403, "room_mismatch"), "{b}");
+    // Malformed SDP.
+    let (s, _, b) = gw
+        .post_sdp("/whip/live-errs", Some(&publisher), sdp, "hello")
+        .await;
+    assert_eq!((s, code(&b).as_str()), (400, "invalid_sdp"), "{b}");
+    // Wrong content type.
+    let (s, _, b) = gw
+        .post_sdp(
+            "/whip/live-errs",
+            Some(&publisher),
+            "application/json",
+            "{}",
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b).as_str()),
+        (415, "unsupported_media_type"),
+        "{b}"
+    );
+    // Nothing to watch yet.
+    let (s, _, b) = gw
+        .post_sdp("/whep/live-errs", Some(&viewer), sdp, "v=0")
+        .await;
+    assert_eq!(
+        (s, code(&b).as_str()),
+        (404, "no_publisher_available"),
+        "{b}"
+    );
+    // A camera holds the room: a WHIP publisher is a second publisher.
+    let m = gw.mint("errs").await;
+    let mut camsim = spawn_camsim(&m, "5", "30");
+    gw.wait_live(&m.mjpeg_url).await;
+    let (s, _, b) = gw
+        .post_sdp("/whip/live-errs", Some(&publisher), sdp, "v=0")
+        .await;
+    assert_eq!((s, code(&b).as_str()), (409, "room_full"), "{b}");
+    let _ = camsim.kill();
+    let _ = camsim.wait();
+    // Unknown session.
+    let r = gw
+        .http
+        .delete(format!("{}/session/live-errs/0123456789abcdef", gw.base))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 404);
+    // CORS preflight as browsers send it.
+    let r = gw
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/whep/live-errs", gw.base),
+        )
+        .header("origin", "http://example.test")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("options");
+    assert_eq!(r.status().as_u16(), 204);
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap_or("")
+            .contains("Authorization")
+    );
+    // An expired token (1 s lifetime, 2 s leeway).
+    let (status, data) = gw
+        .join_token(serde_json::json!({"room": "errs", "ttl": "1s"}))
+        .await;
+    assert_eq!(status, 201);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let expired = data["token"].as_str().expect("token");
+    let (s, _, b) = gw
+        .post_sdp("/whip/live-errs", Some(expired), sdp, "v=0")
+        .await;
+    assert_eq!((s, code(&b).as_str()), (401, "token_expired"), "{b}");
+}
+
+#[tokio::test]
+async fn join_tokens_follow_the_seed_shape_and_rules() {
+    let gw = Gateway::start(&[]);
+    let (s, d) = gw
+        .join_token(serde_json::json!({"room": "demo", "identity": "viewer-1", "canPublish": false, "ttl": "10m"}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    for f in [
+        "token", "app", "room", "identity", "wsUrl", "playUrl", "embedUrl", "iframe",
+    ] {
+        assert!(d[f].is_string(), "missing {f}: {d}");
+    }
+    assert_eq!(d["room"], "live-demo");
+    assert_eq!(d["identity"], "viewer-1");
+    assert!(
+        d["playUrl"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/play/live/live-demo")
+    );
+    // Defaults: anon identity, room = app prefix.
+    let (s, d) = gw.join_token(serde_json::json!({})).await;
+    assert_eq!(s, 201);
+    assert_eq!(d["room"], "live");
+    assert!(
+        d["identity"].as_str().unwrap_or("").starts_with("anon-"),
+        "{d}"
+    );
+    // Validation.
+    let (s, _) = gw
+        .join_token(serde_json::json!({"room": "bad room!"}))
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = gw.join_token(serde_json::json!({"ttl": "forever"})).await;
+    assert_eq!(s, 400);
+    let (s, _) = gw
+        .join_token(serde_json::json!({"metadata": "x".repeat(2001)}))
+        .await;
+    assert_eq!(s, 400);
+    // Needs an API token.
+    let r = gw
+        .http
+        .post(format!("{}/api/v1/apps/live/tokens", gw.base))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 401);
+    // Public play and listen tokens.
+    let (s, v) = gw
+        .get_public_json("/api/v1/apps/live/play-token/cam1")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["mode"], "viewer");
+    assert_eq!(v["data"]["room"], "live-cam1");
+    let (s, v) = gw
+        .get_public_json("/api/v1/apps/live/radio/cam1/listen-token")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["mode"], "listener");
+}
