@@ -9,6 +9,7 @@ play receives over WHEP and counts decoded video and audio frames.
 Both print one JSON line and DELETE their session at the end.
 """
 
+import array
 import asyncio
 import fractions
 import json
@@ -19,7 +20,6 @@ import urllib.request
 from urllib.parse import urljoin
 
 import av
-import numpy
 from aiortc import (
     AudioStreamTrack,
     RTCPeerConnection,
@@ -29,22 +29,37 @@ from aiortc import (
 
 
 class Pattern(VideoStreamTrack):
-    """A moving bar on a gradient, 640x480 at 30 fps."""
+    """A moving bright bar on a grey gradient, 640x480 at 30 fps."""
+
+    W, H = 640, 480
 
     def __init__(self):
         super().__init__()
         self.n = 0
-        x = numpy.arange(640, dtype=numpy.uint8)
-        self.base = numpy.tile(x, (480, 1))
+        self.row = bytes(x * 255 // self.W for x in range(self.W))
 
     async def recv(self):
         pts, time_base = await self.next_timestamp()
-        y = self.base.copy()
-        col = (self.n * 8) % 640
-        y[:, col : col + 40] = 255
+        col = (self.n * 8) % (self.W - 40)
+        row = bytearray(self.row)
+        row[col : col + 40] = b"\xff" * 40
         self.n += 1
-        img = numpy.stack([y, numpy.full_like(y, 128), numpy.full_like(y, 96)], axis=2)
-        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame = av.VideoFrame(self.W, self.H, "yuv420p")
+        for plane, value in zip(frame.planes, (None, 128, 96)):
+            if value is None:
+                data = bytes(row) * self.H
+                width = self.W
+            else:
+                width = self.W // 2
+                data = bytes([value]) * (width * self.H // 2)
+            if plane.line_size == width:
+                plane.update(data)
+            else:
+                padded = b"".join(
+                    data[i : i + width] + bytes(plane.line_size - width)
+                    for i in range(0, len(data), width)
+                )
+                plane.update(padded)
         frame.pts = pts
         frame.time_base = time_base
         return frame
@@ -60,11 +75,16 @@ class Tone(AudioStreamTrack):
     async def recv(self):
         frame = await super().recv()  # paces and timestamps silence
         samples = frame.samples
-        pcm = (
-            numpy.sin(2 * math.pi * 440 * (numpy.arange(samples) + self.t) / 48000) * 8000
-        ).astype(numpy.int16)
+        pcm = array.array(
+            "h",
+            (
+                int(math.sin(2 * math.pi * 440 * (i + self.t) / 48000) * 8000)
+                for i in range(samples)
+            ),
+        )
         self.t += samples
-        out = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        out = av.AudioFrame(format="s16", layout="mono", samples=samples)
+        out.planes[0].update(pcm.tobytes())
         out.sample_rate = 48000
         out.pts = frame.pts
         out.time_base = fractions.Fraction(1, 48000)

@@ -418,3 +418,50 @@ pub async fn run_node(script: &Path, args: Vec<String>) -> serde_json::Value {
     );
     serde_json::from_str(stdout.trim()).expect("json result")
 }
+
+/// The Python of the aiortc virtualenv that `scripts/test` creates, or `None`
+/// (a failure under `CI=true`) when it is missing.
+pub fn aiortc_python() -> Option<PathBuf> {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/.venv/bin/python");
+    let ok = py.exists()
+        && Command::new(&py)
+            .args(["-c", "import aiortc"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "aiortc is missing and CI=true: scripts/test creates hardware-tests/python/.venv"
+        );
+        eprintln!("SKIP: aiortc not installed (scripts/test installs it)");
+        return None;
+    }
+    Some(py)
+}
+
+/// Runs the aiortc peer (`publish` or `play`) and parses its JSON line.
+pub fn aiortc_peer(mode: &str, url: &str, token: &str, seconds: u32) -> std::process::Child {
+    let py = aiortc_python().expect("aiortc available");
+    Command::new(py)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/aiortc_peer.py"))
+        .args([mode, url, token, &seconds.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn aiortc peer")
+}
+
+/// Waits for an aiortc peer and parses its one JSON line.
+pub async fn aiortc_result(child: std::process::Child) -> serde_json::Value {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("aiortc output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "aiortc peer failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("json result")
+}

@@ -291,3 +291,59 @@ async fn join_tokens_follow_the_seed_shape_and_rules() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["data"]["mode"], "listener");
 }
+
+#[tokio::test]
+async fn aiortc_publishes_over_whip_and_plays_over_whep() {
+    use camgate_hardware_tests::{aiortc_peer, aiortc_python, aiortc_result};
+    if aiortc_python().is_none() {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let token = gw.token_for("py", true, false).await;
+    let publisher = aiortc_peer("publish", &format!("{}/whip/live-py", gw.base), &token, 9);
+    // Live as a stream like any camera, typed `whip`.
+    let mut live = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, v) = gw
+            .get_public_json("/api/v1/apps/live/ws-ingest/live/py")
+            .await;
+        if v["data"]["active"] == true {
+            live = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(live["data"]["type"], "whip", "{live}");
+    // A second publisher is refused while the first is live.
+    let (s, _, b) = gw
+        .post_sdp("/whip/live-py", Some(&token), "application/sdp", "v=0")
+        .await;
+    assert_eq!((s, code(&b).as_str()), (409, "room_full"), "{b}");
+    let viewer = aiortc_peer("play", &format!("{}/whep/live-py", gw.base), "-", 4);
+    let v = aiortc_result(viewer).await;
+    eprintln!("aiortc play: {v}");
+    assert_eq!(v["state"], "connected", "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(480)),
+        "{v}"
+    );
+    assert!(v["frames"].as_u64().unwrap_or(0) >= 30, "{v}");
+    assert!(v["audioFrames"].as_u64().unwrap_or(0) > 0, "no audio: {v}");
+    let p = aiortc_result(publisher).await;
+    assert_eq!(p["state"], "connected", "{p}");
+    assert_eq!(p["deleteStatus"], 204, "{p}");
+    // The publisher's DELETE ended the stream.
+    let mut ended = false;
+    for _ in 0..50 {
+        let (_, v) = gw
+            .get_public_json("/api/v1/apps/live/ws-ingest/live/py")
+            .await;
+        if v["data"]["active"] == false {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ended, "stream still live after DELETE");
+}
