@@ -175,7 +175,7 @@ impl Net {
                     Output::Transmit(t) => {
                         busy = true;
                         self.sent += 1;
-                        if self.drop_every > 0 && self.sent % self.drop_every == 0 {
+                        if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
                             continue;
                         }
                         if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
@@ -304,7 +304,7 @@ fn publisher_to_late_subscriber_starts_on_a_keyframe_and_forwards_bytes_unchange
     let mut send = |net: &mut Net, frames: u64| {
         for _ in 0..frames {
             let c = &mut net.clients[pubi];
-            let key = frame_no % 100 == 0 || c.keyframe_requests > 0;
+            let key = frame_no.is_multiple_of(100) || c.keyframe_requests > 0;
             c.keyframe_requests = 0;
             let now = net.now;
             net.clients[pubi].send_frame(now, frame_no, &access_unit(frame_no, key));
