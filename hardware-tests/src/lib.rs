@@ -4,6 +4,8 @@
 //! `CI=true` when one is missing.
 #![deny(missing_docs)]
 
+pub mod bench_transcode;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

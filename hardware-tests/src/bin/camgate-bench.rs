@@ -33,6 +33,25 @@ struct Cli {
 enum Cmd {
     /// Cameras over the device WebSocket, viewers over MJPEG.
     Mjpeg(MjpegArgs),
+    /// VGA MJPEG → H.264 frames per second per core, next to GStreamer's
+    /// openh264enc (same encoder) and ffmpeg's libx264.
+    Transcode(TranscodeCli),
+}
+
+#[derive(clap::Args)]
+struct TranscodeCli {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// esp32-camera quality of the input (0-63, lower is better).
+    #[arg(long, default_value_t = 12)]
+    quality: u8,
+    /// Core for this process and the reference encoders (-1 = no pinning).
+    #[arg(long, default_value_t = 1)]
+    core: i32,
+    /// Target bitrate, kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    kbps: u32,
 }
 
 #[derive(clap::Args)]
@@ -362,5 +381,19 @@ async fn mjpeg(args: MjpegArgs) {
 async fn main() {
     match Cli::parse().cmd {
         Cmd::Mjpeg(a) => mjpeg(a).await,
+        Cmd::Transcode(a) => {
+            tokio::task::spawn_blocking(move || {
+                camgate_hardware_tests::bench_transcode::run(
+                    camgate_hardware_tests::bench_transcode::TranscodeArgs {
+                        seconds: a.seconds,
+                        quality: a.quality,
+                        core: a.core,
+                        kbps: a.kbps,
+                    },
+                )
+            })
+            .await
+            .expect("transcode bench");
+        }
     }
 }
