@@ -297,6 +297,13 @@ pub struct Sfu {
     by_addr: HashMap<SocketAddr, PeerId>,
     rooms: HashMap<String, Room>,
     out: VecDeque<Output>,
+    /// Rooms with media written but not yet sent, and the time it was
+    /// written: flushed when the caller next polls, so a burst of incoming
+    /// packets goes out per subscriber in one run (one drive per subscriber
+    /// per burst instead of per packet; consecutive datagrams to the same
+    /// address let the driver batch them).
+    unflushed: Vec<String>,
+    unflushed_at: Option<Instant>,
     stats: SfuStats,
 }
 
@@ -314,6 +321,8 @@ impl Sfu {
             by_addr: HashMap::new(),
             rooms: HashMap::new(),
             out: VecDeque::new(),
+            unflushed: Vec::new(),
+            unflushed_at: None,
             stats: SfuStats::default(),
         }
     }
@@ -509,7 +518,7 @@ impl Sfu {
             };
             self.forward(now, room, &fwd);
         }
-        self.flush_room(now, room);
+        self.mark_unflushed(now, room);
     }
 
     /// Sends a data channel message to every participant of a room.
@@ -598,6 +607,14 @@ impl Sfu {
     pub fn poll_output(&mut self) -> Output {
         if let Some(o) = self.out.pop_front() {
             return o;
+        }
+        if let Some(now) = self.unflushed_at.take() {
+            for room in std::mem::take(&mut self.unflushed) {
+                self.flush_room(now, &room);
+            }
+            if let Some(o) = self.out.pop_front() {
+                return o;
+            }
         }
         let next = self
             .peers
@@ -714,7 +731,7 @@ impl Sfu {
                     payload: &pkt.payload,
                 };
                 self.forward(now, &room, &fwd);
-                self.flush_room(now, &room);
+                self.mark_unflushed(now, &room);
             }
             Event::KeyframeRequest(_) if p.role == Role::Subscriber => {
                 let room = p.room.clone();
@@ -776,6 +793,14 @@ impl Sfu {
         }
         if wants_keyframe {
             self.request_keyframe(now, room);
+        }
+    }
+
+    /// Remembers that `room` has media to send at the next poll.
+    fn mark_unflushed(&mut self, now: Instant, room: &str) {
+        self.unflushed_at = Some(now);
+        if !self.unflushed.iter().any(|r| r == room) {
+            self.unflushed.push(room.to_owned());
         }
     }
 

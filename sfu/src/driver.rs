@@ -146,6 +146,9 @@ impl SfuHandle {
     }
 }
 
+/// Datagrams taken from the socket in one go after the first.
+const RECV_BURST: usize = 32;
+
 async fn run(
     socket: Arc<UdpSocket>,
     mut sfu: Sfu,
@@ -171,7 +174,21 @@ async fn run(
         tokio::select! {
             biased;
             got = socket.recv_from(&mut buf) => match got {
-                Ok((n, source)) => sfu.handle_datagram(Instant::now(), source, destination, &buf[..n]),
+                Ok((n, source)) => {
+                    let now = Instant::now();
+                    sfu.handle_datagram(now, source, destination, &buf[..n]);
+                    // Take the rest of a burst (a video frame is several
+                    // packets) before polling: the SFU then sends each
+                    // subscriber its share in one run.
+                    for _ in 0..RECV_BURST {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, source)) => {
+                                sfu.handle_datagram(now, source, destination, &buf[..n])
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Err(e) => debug!(error = %e, "udp receive error"),
             },
             cmd = rx.recv() => match cmd {

@@ -36,6 +36,38 @@ enum Cmd {
     /// VGA MJPEG → H.264 frames per second per core, next to GStreamer's
     /// openh264enc (same encoder) and ffmpeg's libx264.
     Transcode(TranscodeCli),
+    /// One WHIP publisher to N WHEP subscribers (str0m peers in this
+    /// process): camgate CPU per subscriber, packets/s, loss.
+    Sfu(SfuCli),
+}
+
+#[derive(clap::Args)]
+struct SfuCli {
+    /// Subscriber counts to step through (comma separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,250,500,750,1000,1250,1500"
+    )]
+    subscribers: Vec<usize>,
+    /// Seconds measured per step.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Publisher bitrate, kbit/s.
+    #[arg(long, default_value_t = 1500)]
+    kbps: u32,
+    /// Publisher frames per second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Seconds between keyframes.
+    #[arg(long, default_value_t = 2)]
+    gop: u32,
+    /// camgate binary [default: next to this one].
+    #[arg(long)]
+    camgate: Option<std::path::PathBuf>,
+    /// Core to pin camgate to (this process takes the others); -1 = no pinning.
+    #[arg(long, default_value_t = 0)]
+    pin_core: i32,
 }
 
 #[derive(clap::Args)]
@@ -140,35 +172,6 @@ impl RawViewer {
     }
 }
 
-fn proc_cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the comm field.
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-fn proc_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -194,52 +197,20 @@ async fn mjpeg(args: MjpegArgs) {
         Some(v) => (1, v),
         None => (args.cameras, args.viewers_per_camera),
     };
-    if args.pin_core >= 0 {
-        // Leave camgate's core to camgate: this process and its threads take the rest.
-        let others: Vec<String> = (0..std::thread::available_parallelism().map_or(2, |n| n.get())
-            as i32)
-            .filter(|c| *c != args.pin_core)
-            .map(|c| c.to_string())
-            .collect();
-        if !others.is_empty() {
-            let _ = std::process::Command::new("taskset")
-                .args([
-                    "-a",
-                    "-p",
-                    "-c",
-                    &others.join(","),
-                    &std::process::id().to_string(),
-                ])
-                .stdout(std::process::Stdio::null())
-                .status();
-        }
-    }
-    let binary = args
-        .camgate
-        .clone()
-        .unwrap_or_else(|| bin_dir().join("camgate"));
-    let core = args.pin_core.to_string();
-    let prefix: Vec<&str> = if args.pin_core >= 0 {
-        vec!["taskset", "-c", &core]
-    } else {
-        vec![]
-    };
-    let max_fps = (args.fps.ceil() as u32 + 5).to_string();
-    let gw = Gateway::start_with(
-        binary,
+    let gw = start_pinned(
+        args.camgate.clone(),
+        args.pin_core,
         &[
             "--ws-handshakes-per-minute",
             "0",
             "--ws-max-fps",
-            &max_fps,
+            &(args.fps.ceil() as u32 + 5).to_string(),
             "--ws-idle-fps",
             "0",
         ],
-        &prefix,
     );
     let pid = gw.pid();
     let total_secs = args.warmup + args.seconds + 2;
-
     // Cameras.
     let source = FrameSource::ring(args.size, args.quality, 30);
     let frame_bytes = source.frame(0).len();
@@ -311,22 +282,22 @@ async fn mjpeg(args: MjpegArgs) {
     }
 
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    let ticks = clock_ticks_per_sec();
+    let ticks = camgate_hardware_tests::clock_ticks_per_sec();
     let in0 = frames_received(&gw).await;
-    let cpu0 = proc_cpu_ticks(pid).unwrap_or(0);
+    let cpu0 = camgate_hardware_tests::proc_cpu_ticks(pid).unwrap_or(0);
     let t0 = Instant::now();
     measuring.store(true, Ordering::Relaxed);
     let mut rss_max = 0;
     let mut rss_samples = Vec::new();
     while t0.elapsed() < Duration::from_secs(args.seconds) {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let rss = proc_rss_kb(pid).unwrap_or(0);
+        let rss = camgate_hardware_tests::proc_rss_kb(pid).unwrap_or(0);
         rss_max = rss_max.max(rss);
         rss_samples.push(rss);
     }
     measuring.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
-    let cpu1 = proc_cpu_ticks(pid).unwrap_or(0);
+    let cpu1 = camgate_hardware_tests::proc_cpu_ticks(pid).unwrap_or(0);
     let in1 = frames_received(&gw).await;
     for v in viewers {
         let _ = v.await;
@@ -377,10 +348,57 @@ async fn mjpeg(args: MjpegArgs) {
     println!("{result}");
 }
 
+/// Starts camgate pinned to `pin_core` and moves this process (all its
+/// threads) to the other cores.
+fn start_pinned(camgate: Option<std::path::PathBuf>, pin_core: i32, flags: &[&str]) -> Gateway {
+    if pin_core >= 0 {
+        // Leave camgate's core to camgate: this process and its threads take the rest.
+        let others: Vec<String> = (0..std::thread::available_parallelism().map_or(2, |n| n.get())
+            as i32)
+            .filter(|c| *c != pin_core)
+            .map(|c| c.to_string())
+            .collect();
+        if !others.is_empty() {
+            let _ = std::process::Command::new("taskset")
+                .args([
+                    "-a",
+                    "-p",
+                    "-c",
+                    &others.join(","),
+                    &std::process::id().to_string(),
+                ])
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
+    }
+    let binary = camgate.unwrap_or_else(|| bin_dir().join("camgate"));
+    let core = pin_core.to_string();
+    let prefix: Vec<&str> = if pin_core >= 0 {
+        vec!["taskset", "-c", &core]
+    } else {
+        vec![]
+    };
+    Gateway::start_with(binary, flags, &prefix)
+}
+
 #[tokio::main]
 async fn main() {
     match Cli::parse().cmd {
         Cmd::Mjpeg(a) => mjpeg(a).await,
+        Cmd::Sfu(a) => {
+            let gw = start_pinned(a.camgate.clone(), a.pin_core, &[]);
+            camgate_hardware_tests::bench_sfu::run(
+                gw,
+                camgate_hardware_tests::bench_sfu::SfuArgs {
+                    steps: a.subscribers,
+                    seconds: a.seconds,
+                    kbps: a.kbps,
+                    fps: a.fps,
+                    gop_secs: a.gop,
+                },
+            )
+            .await;
+        }
         Cmd::Transcode(a) => {
             tokio::task::spawn_blocking(move || {
                 camgate_hardware_tests::bench_transcode::run(
