@@ -934,6 +934,7 @@ fn write_to(p: &mut Peer, now: Instant, fwd: &Forward<'_>) -> WriteResult {
     let Some(pt) = send.pt else {
         return WriteResult::Skipped;
     };
+    let first_write = !send.started;
     if !send.synced {
         if fwd.kind == MediaKind::Video && !fwd.keyframe {
             return WriteResult::WaitingKeyframe;
@@ -970,6 +971,12 @@ fn write_to(p: &mut Peer, now: Instant, fwd: &Forward<'_>) -> WriteResult {
     let Some(tx) = api.stream_tx_by_mid(mid, None) else {
         return WriteResult::Skipped;
     };
+    if first_write && fwd.kind == MediaKind::Video {
+        // Keep one second for NACKs instead of str0m's three: a resend
+        // older than that arrives after the jitter buffer gave up, and the
+        // cache is most of a subscriber's memory.
+        tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(0.15));
+    }
     tx.write_rtp(
         RtpWrite::new(pt, seq.into(), time, now, fwd.payload.clone())
             .marker(fwd.marker)
@@ -977,6 +984,10 @@ fn write_to(p: &mut Peer, now: Instant, fwd: &Forward<'_>) -> WriteResult {
     );
     WriteResult::Written
 }
+
+/// Video packets kept per subscriber for retransmission, and for how long.
+const RTX_CACHE_PACKETS: usize = 512;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
 
 /// The subscriber's payload type for a source codec: same codec, for H.264
 /// the same packetization mode, preferring the same profile.

@@ -5,11 +5,20 @@
 //! application, the engine's next timeout — feeds whichever comes first into
 //! the engine, and drains its output. Commands carry a reply channel, so the
 //! HTTP handlers (WHIP/WHEP) simply await the answer SDP.
+//!
+//! Sending: the engine emits each subscriber's share of a burst as
+//! consecutive datagrams to one address, usually of one size (a video
+//! frame's packets); [`Batch`] joins such runs into one `sendmsg` with UDP
+//! GSO (`UDP_SEGMENT`, through quinn-udp), so the kernel routes and builds
+//! one buffer per run instead of one per packet. Without GSO support the
+//! batch degrades to one datagram per call.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use quinn_udp::{Transmit as UdpTransmit, UdpSocketState};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -57,6 +66,7 @@ impl SfuHandle {
     ) -> std::io::Result<SfuHandle> {
         let socket = UdpSocket::bind(bind).await?;
         let local = socket.local_addr()?;
+        let state = UdpSocketState::new((&socket).into())?;
         let mut candidates: Vec<SocketAddr> = advertise
             .into_iter()
             .map(|ip| SocketAddr::new(ip, local.port()))
@@ -66,7 +76,8 @@ impl SfuHandle {
         }
         let (tx, rx) = mpsc::channel(1024);
         let sfu = Sfu::new(candidates.clone());
-        tokio::spawn(run(Arc::new(socket), sfu, candidates[0], rx, events));
+        let batch = Batch::new(state);
+        tokio::spawn(run(Arc::new(socket), batch, sfu, candidates[0], rx, events));
         Ok(SfuHandle { tx, local })
     }
 
@@ -151,6 +162,7 @@ const RECV_BURST: usize = 32;
 
 async fn run(
     socket: Arc<UdpSocket>,
+    mut batch: Batch,
     mut sfu: Sfu,
     destination: SocketAddr,
     mut rx: mpsc::Receiver<Command>,
@@ -161,14 +173,18 @@ async fn run(
         let deadline = loop {
             match sfu.poll_output() {
                 Output::Transmit(t) => {
-                    if let Err(e) = send(&socket, t.destination, &t.contents).await {
-                        debug!(to = %t.destination, error = %e, "send failed");
+                    if !batch.push(t.destination, &t.contents) {
+                        batch.flush(&socket).await;
+                        batch.push(t.destination, &t.contents);
                     }
                 }
                 Output::Event(e) => {
                     let _ = events.send(e);
                 }
-                Output::Timeout(t) => break t,
+                Output::Timeout(t) => {
+                    batch.flush(&socket).await;
+                    break t;
+                }
             }
         };
         tokio::select! {
@@ -201,13 +217,91 @@ async fn run(
     warn!("SFU stopped");
 }
 
-async fn send(socket: &UdpSocket, to: SocketAddr, data: &[u8]) -> std::io::Result<()> {
-    match socket.try_send_to(data, to) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            socket.send_to(data, to).await.map(|_| ())
+/// Consecutive datagrams to one address, all of one size except possibly a
+/// shorter last one: what one GSO `sendmsg` can carry.
+struct Batch {
+    state: UdpSocketState,
+    max_segments: usize,
+    destination: Option<SocketAddr>,
+    segment: usize,
+    count: usize,
+    /// A shorter datagram ended the run.
+    closed: bool,
+    buf: Vec<u8>,
+}
+
+/// Largest GSO buffer (the UDP length limit).
+const MAX_GSO_BYTES: usize = 65_000;
+
+impl Batch {
+    fn new(state: UdpSocketState) -> Batch {
+        let max_segments = state.max_gso_segments().max(1);
+        Batch {
+            state,
+            max_segments,
+            destination: None,
+            segment: 0,
+            count: 0,
+            closed: false,
+            buf: Vec::with_capacity(MAX_GSO_BYTES),
         }
-        Err(e) => Err(e),
+    }
+
+    /// Adds a datagram; `false` when it does not fit this run (flush first).
+    fn push(&mut self, to: SocketAddr, data: &[u8]) -> bool {
+        match self.destination {
+            None => {
+                self.destination = Some(to);
+                self.segment = data.len();
+            }
+            Some(d) => {
+                let fits = d == to
+                    && !self.closed
+                    && data.len() <= self.segment
+                    && self.count < self.max_segments
+                    && self.buf.len() + data.len() <= MAX_GSO_BYTES;
+                if !fits {
+                    return false;
+                }
+                self.closed = data.len() < self.segment;
+            }
+        }
+        self.buf.extend_from_slice(data);
+        self.count += 1;
+        true
+    }
+
+    /// Sends the run (waiting for socket space if needed) and empties it.
+    async fn flush(&mut self, socket: &UdpSocket) {
+        let Some(destination) = self.destination.take() else {
+            return;
+        };
+        let transmit = UdpTransmit {
+            destination,
+            ecn: None,
+            contents: &self.buf,
+            segment_size: (self.count > 1).then_some(self.segment),
+            src_ip: None,
+        };
+        loop {
+            match socket.try_io(Interest::WRITABLE, || {
+                self.state.try_send(socket.into(), &transmit)
+            }) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if socket.writable().await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    debug!(to = %destination, error = %e, "send failed");
+                    break;
+                }
+            }
+        }
+        self.buf.clear();
+        self.count = 0;
+        self.closed = false;
     }
 }
 
