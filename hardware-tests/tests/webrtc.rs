@@ -6,13 +6,19 @@ use std::time::Duration;
 
 use camgate_hardware_tests::{Gateway, browser_scripts, run_node, spawn_camsim};
 
+/// [`run_node`] with owned arguments, to run it as a task.
+async fn run_node_owned(script: std::path::PathBuf, args: Vec<String>) -> serde_json::Value {
+    run_node(&script, args).await
+}
+
 #[tokio::test]
 async fn chromium_publishes_over_whip_and_another_page_plays_over_whep() {
     let Some(dir) = browser_scripts() else { return };
     let gw = Gateway::start(&[]);
     let token = gw.token_for("demo", true, true).await;
-    let v = run_node(
-        &dir.join("webrtc.mjs"),
+    let script = dir.join("webrtc.mjs");
+    let node = tokio::spawn(run_node_owned(
+        script,
         vec![
             format!("{}/health", gw.base),
             "--whip".into(),
@@ -22,10 +28,36 @@ async fn chromium_publishes_over_whip_and_another_page_plays_over_whep() {
             format!("{}/whep/live-demo", gw.base),
             token,
             "--seconds".into(),
-            "3".into(),
+            "5".into(),
         ],
-    )
-    .await;
+    ));
+    // While it publishes, frame.jpg is a snapshot of its picture (decoded
+    // from the publisher's keyframe), as for a camera.
+    let mut snapshot = None;
+    for _ in 0..80 {
+        let r = gw
+            .http
+            .get(format!("{}/live/live/live-demo/frame.jpg", gw.base))
+            .send()
+            .await
+            .expect("frame.jpg");
+        if r.status() == 200 {
+            let ct = r.headers()["content-type"]
+                .to_str()
+                .unwrap_or("")
+                .to_owned();
+            snapshot = Some((ct, r.bytes().await.expect("body")));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ct, jpeg) = snapshot.expect("frame.jpg of the WHIP stream");
+    assert_eq!(ct, "image/jpeg");
+    let mut d = jpeg_decoder::Decoder::new(&jpeg[..]);
+    d.decode().expect("a decodable JPEG");
+    let info = d.info().expect("info");
+    assert_eq!((info.width, info.height), (640, 480));
+    let v = node.await.expect("node task");
     eprintln!("whip→whep: {v}");
     assert_eq!(v["published"], true, "{v}");
     assert_eq!(v["state"], "connected", "{v}");

@@ -10,6 +10,9 @@
 //! * [`Packetizer`] turns one access unit into RTP payloads of at most `mtu`
 //!   bytes (packetization-mode 1): parameter sets are aggregated into one
 //!   STAP-A, small NAL units travel alone, big ones are fragmented as FU-A.
+//! * [`Depacketizer`] reassembles RTP payloads into Annex B access units,
+//!   dropping a picture that lost a packet (for snapshots of a WebRTC
+//!   publisher).
 //! * [`payload_starts_keyframe`] tells an SFU whether an RTP payload begins an
 //!   IDR picture (or carries the SPS that precedes one), so a new viewer can
 //!   be started on a decodable frame.
@@ -211,6 +214,127 @@ pub fn access_unit_is_keyframe(access_unit: &[u8]) -> bool {
     split_annex_b(access_unit).any(|n| nal_type(n[0]) == NAL_IDR)
 }
 
+/// Largest access unit the [`Depacketizer`] assembles; bigger pictures are
+/// dropped (a 4K IDR at high quality is well under this).
+pub const MAX_ACCESS_UNIT: usize = 4 * 1024 * 1024;
+
+/// Reassembles RTP payloads (RFC 6184: single NAL unit, STAP-A, FU-A) into
+/// Annex B access units. Feed packets in arrival order with their sequence
+/// number, timestamp and marker bit; an access unit comes out on the marker
+/// (or when the timestamp changes). A gap in sequence numbers or a broken
+/// fragment drops the access unit under construction: a picture with a hole
+/// in it would decode to garbage.
+#[derive(Debug, Default)]
+pub struct Depacketizer {
+    au: Vec<u8>,
+    time: Option<u32>,
+    last_seq: Option<u16>,
+    /// The picture under construction lost data.
+    broken: bool,
+    /// Inside an FU-A run.
+    in_fu: bool,
+}
+
+impl Depacketizer {
+    /// An empty depacketizer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one RTP payload; returns a complete access unit when this packet
+    /// ends one.
+    pub fn push(&mut self, seq: u16, time: u32, marker: bool, payload: &[u8]) -> Option<Vec<u8>> {
+        let gap = self.last_seq.is_some_and(|l| l.wrapping_add(1) != seq);
+        self.last_seq = Some(seq);
+        let mut done = None;
+        if self.time.is_some_and(|t| t != time) {
+            // A new picture began without the previous one's marker.
+            done = self.finish();
+        }
+        if gap {
+            self.broken = true;
+            self.in_fu = false;
+        }
+        self.time = Some(time);
+        if !self.add(payload) {
+            self.broken = true;
+        }
+        if self.au.len() > MAX_ACCESS_UNIT {
+            self.broken = true;
+            self.au.clear();
+        }
+        if marker {
+            return self.finish().or(done);
+        }
+        done
+    }
+
+    fn finish(&mut self) -> Option<Vec<u8>> {
+        let au = std::mem::take(&mut self.au);
+        let ok = !self.broken && !self.in_fu && !au.is_empty();
+        self.broken = false;
+        self.in_fu = false;
+        self.time = None;
+        ok.then_some(au)
+    }
+
+    /// Appends a payload's NAL units; `false` when the payload is malformed.
+    fn add(&mut self, payload: &[u8]) -> bool {
+        let Some(&header) = payload.first() else {
+            return false;
+        };
+        match nal_type(header) {
+            1..=23 => {
+                self.au.extend_from_slice(&[0, 0, 0, 1]);
+                self.au.extend_from_slice(payload);
+                !self.in_fu
+            }
+            STAP_A => {
+                let mut rest = &payload[1..];
+                while !rest.is_empty() {
+                    if rest.len() < 2 {
+                        return false;
+                    }
+                    let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                    let Some(nal) = rest.get(2..2 + len) else {
+                        return false;
+                    };
+                    if !nal.is_empty() {
+                        self.au.extend_from_slice(&[0, 0, 0, 1]);
+                        self.au.extend_from_slice(nal);
+                    }
+                    rest = &rest[2 + len..];
+                }
+                !self.in_fu
+            }
+            FU_A => {
+                let Some(&fu) = payload.get(1) else {
+                    return false;
+                };
+                let (start, end) = (fu & 0x80 != 0, fu & 0x40 != 0);
+                if start {
+                    if self.in_fu {
+                        return false;
+                    }
+                    self.au
+                        .extend_from_slice(&[0, 0, 0, 1, (header & 0xe0) | (fu & 0x1f)]);
+                    self.in_fu = true;
+                } else if !self.in_fu {
+                    // A middle or end fragment whose start we never saw.
+                    return false;
+                }
+                self.au.extend_from_slice(&payload[2..]);
+                if end {
+                    self.in_fu = false;
+                }
+                true
+            }
+            // STAP-B, MTAP, FU-B: not in packetization-mode 1.
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +443,92 @@ mod tests {
                 let _ = Packetizer::new(64).packetize(&[0, 0, 1, a, b]);
             }
         }
+    }
+
+    fn big_idr_au() -> Vec<u8> {
+        let mut au = vec![0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce];
+        au.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+        au.extend((0..5000u32).map(|i| (i % 200) as u8 + 16));
+        au
+    }
+
+    #[test]
+    fn depacketizer_round_trips_the_packetizer() {
+        let au = big_idr_au();
+        let payloads = Packetizer::new(1100).packetize(&au);
+        assert!(payloads.len() > 3, "STAP-A + several FU-A");
+        let mut d = Depacketizer::new();
+        let n = payloads.len();
+        let mut out = None;
+        for (i, p) in payloads.iter().enumerate() {
+            out = d.push(100 + i as u16, 9000, i + 1 == n, p);
+            assert_eq!(out.is_some(), i + 1 == n);
+        }
+        let got = out.expect("access unit");
+        let want: Vec<&[u8]> = split_annex_b(&au).collect();
+        let have: Vec<&[u8]> = split_annex_b(&got).collect();
+        assert_eq!(want, have);
+        assert!(access_unit_is_keyframe(&got));
+    }
+
+    #[test]
+    fn depacketizer_drops_a_picture_with_a_hole_and_recovers() {
+        let au = big_idr_au();
+        let payloads = Packetizer::new(1100).packetize(&au);
+        let n = payloads.len() as u16;
+        let mut d = Depacketizer::new();
+        // Every single lost packet breaks the picture, wherever it is.
+        for lost in 0..n {
+            let base = 1000 + lost * 100;
+            // A whole small picture first, so a loss at the very start of
+            // the next one is a visible gap.
+            assert!(d.push(base - 1, 1, true, &[0x41, 9]).is_some());
+            for (i, p) in payloads.iter().enumerate() {
+                let i = i as u16;
+                if i == lost {
+                    continue;
+                }
+                let out = d.push(base + i, u32::from(base), i + 1 == n, p);
+                assert!(out.is_none(), "lost {lost}, at {i}");
+            }
+            // A gap is charged to the picture it falls in, or — when it
+            // is at a boundary (the lost packet was the last one) — to the
+            // next as well: it cannot be told from a lost start. The one
+            // after that is whole again.
+            let mut last = None;
+            for pic in 1..=2u16 {
+                for (i, p) in payloads.iter().enumerate() {
+                    let i = i as u16;
+                    let seq = base + pic * n + i;
+                    last = d.push(seq, u32::from(base) + u32::from(pic), i + 1 == n, p);
+                }
+                if lost + 1 < n {
+                    assert!(last.is_some(), "picture {pic} after losing {lost}");
+                }
+            }
+            assert!(last.is_some(), "recovered after losing {lost}");
+            d = Depacketizer::new();
+        }
+    }
+
+    #[test]
+    fn depacketizer_survives_garbage() {
+        let mut d = Depacketizer::new();
+        let junk: [&[u8]; 7] = [
+            &[],
+            &[FU_A],
+            &[STAP_A, 0],
+            &[STAP_A, 0xff, 0xff, 1],
+            &[FU_A, 0x45, 1, 2],
+            &[0x1e, 1, 2],
+            &[FU_A, 0x85, 1],
+        ];
+        for (i, j) in junk.iter().enumerate() {
+            assert!(d.push(i as u16, 1, true, j).is_none(), "{j:?}");
+        }
+        // A new picture without a marker on the previous one still comes out.
+        assert!(d.push(7, 2, false, &[0x65, 1, 2]).is_none());
+        let au = d.push(8, 3, false, &[0x41, 3]);
+        assert_eq!(au.as_deref(), Some(&[0, 0, 0, 1, 0x65, 1, 2][..]));
     }
 }

@@ -285,6 +285,11 @@ struct Room {
     subscribers: Vec<PeerId>,
     members: Vec<PeerId>,
     last_keyframe_request: Option<Instant>,
+    /// Reassembles a WebRTC publisher's H.264 so the latest keyframe can be
+    /// handed out for snapshots.
+    depacketizer: camgate_protocols::h264::Depacketizer,
+    /// The publisher's latest H.264 keyframe (Annex B) and when it arrived.
+    keyframe: Option<(Instant, Arc<[u8]>)>,
 }
 
 /// The SFU engine. See the module docs.
@@ -408,6 +413,8 @@ impl Sfu {
         match join.role {
             Role::Publisher => {
                 room.source = Some(Source::Peer(id));
+                room.depacketizer = Default::default();
+                room.keyframe = None;
                 room.epoch = self.next_epoch;
                 self.next_epoch += 1;
             }
@@ -519,6 +526,29 @@ impl Sfu {
             self.forward(now, room, &fwd);
         }
         self.mark_unflushed(now, room);
+    }
+
+    /// The latest H.264 keyframe (Annex B) of a room's WebRTC publisher and
+    /// its age. When there is none or it is older than `max_age`, the
+    /// publisher is also asked for a new one (PLI, rate-limited), so a
+    /// caller that polls again shortly gets a fresh picture.
+    pub fn latest_keyframe(
+        &mut self,
+        now: Instant,
+        room: &str,
+        max_age: Duration,
+    ) -> Option<(Duration, Arc<[u8]>)> {
+        let r = self.rooms.get(room)?;
+        let cached = r
+            .keyframe
+            .as_ref()
+            .map(|(at, au)| (now.saturating_duration_since(*at), au.clone()));
+        if cached.as_ref().is_none_or(|(age, _)| *age > max_age)
+            && matches!(r.source, Some(Source::Peer(_)))
+        {
+            self.request_keyframe(now, room);
+        }
+        cached
     }
 
     /// Sends a data channel message to every participant of a room.
@@ -720,6 +750,18 @@ impl Sfu {
                 let room = p.room.clone();
                 let epoch = self.rooms.get(&room).map(|r| r.epoch).unwrap_or_default();
                 let keyframe = kind == MediaKind::Video && starts_keyframe(&spec, &pkt.payload);
+                if spec.codec == Codec::H264
+                    && let Some(r) = self.rooms.get_mut(&room)
+                    && let Some(au) = r.depacketizer.push(
+                        *pkt.seq_no as u16,
+                        pkt.header.timestamp,
+                        pkt.header.marker,
+                        &pkt.payload,
+                    )
+                    && camgate_protocols::h264::access_unit_is_keyframe(&au)
+                {
+                    r.keyframe = Some((now, au.into()));
+                }
                 let fwd = Forward {
                     kind,
                     spec: &spec,
@@ -868,6 +910,7 @@ impl Sfu {
             r.subscribers.retain(|m| *m != id);
             if matches!(r.source, Some(Source::Peer(s)) if s == id) {
                 r.source = None;
+                r.keyframe = None;
             }
             if was_sub != r.subscribers.len() {
                 self.subscribers_changed(&p.room);

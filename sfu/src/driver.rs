@@ -15,7 +15,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use quinn_udp::{Transmit as UdpTransmit, UdpSocketState};
 use tokio::io::Interest;
@@ -41,6 +41,11 @@ enum Command {
     Source(String, Vec<SourcePacket>),
     Data(String, Vec<u8>, bool),
     Stats(oneshot::Sender<SfuStats>),
+    Keyframe(
+        String,
+        Duration,
+        oneshot::Sender<Option<(Duration, Arc<[u8]>)>>,
+    ),
 }
 
 /// The SFU stopped (the runtime is shutting down).
@@ -149,6 +154,18 @@ impl SfuHandle {
             .tx
             .send(Command::Data(room.to_owned(), payload, binary))
             .await;
+    }
+
+    /// The latest H.264 keyframe of a room's WebRTC publisher and its age;
+    /// asks the publisher for a new one when it is missing or older than
+    /// `max_age` (see [`Sfu::latest_keyframe`]).
+    pub async fn keyframe(
+        &self,
+        room: &str,
+        max_age: Duration,
+    ) -> Result<Option<(Duration, Arc<[u8]>)>, Stopped> {
+        self.ask(|tx| Command::Keyframe(room.to_owned(), max_age, tx))
+            .await
     }
 
     /// Current counters.
@@ -326,6 +343,9 @@ fn handle(sfu: &mut Sfu, cmd: Command) {
         Command::Data(room, payload, binary) => sfu.send_data(now, &room, &payload, binary),
         Command::Stats(reply) => {
             let _ = reply.send(sfu.stats());
+        }
+        Command::Keyframe(room, max_age, reply) => {
+            let _ = reply.send(sfu.latest_keyframe(now, &room, max_age));
         }
     }
 }

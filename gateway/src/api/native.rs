@@ -156,7 +156,8 @@ async fn live_info(
     let publisher = state.hub.get(&key).and_then(|r| r.publisher());
     let info = if let Some(kind) = publisher {
         let Urls { mjpeg, frame, .. } = state.urls(&app.name, &room);
-        // MJPEG output exists for JPEG sources (H.264 → MJPEG is not built yet).
+        // MJPEG output exists for JPEG sources (H.264 → MJPEG is not built
+        // yet).
         let jpeg = kind.codec() == camgate_sfu::Codec::Jpeg;
         LiveInfo {
             active: true,
@@ -169,7 +170,8 @@ async fn live_info(
             )),
             room,
             mjpeg_url: jpeg.then_some(mjpeg),
-            frame_url: jpeg.then_some(frame),
+            // frame.jpg also works for WHIP: a snapshot of its keyframe.
+            frame_url: (jpeg || kind == camgate_sfu::SourceKind::Whip).then_some(frame),
         }
     } else {
         LiveInfo {

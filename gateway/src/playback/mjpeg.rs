@@ -7,11 +7,12 @@
 //! frame (see the hub), so it never slows the camera or anyone else.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use camgate_protocols::api::namespace_room;
@@ -151,21 +152,74 @@ pub async fn frame(
     Query(q): Query<PlayQuery>,
 ) -> Result<Response, ApiError> {
     let key = room_key(&state, &app, &room, q.token.as_deref()).await?;
-    let frame = state
-        .hub
-        .get(&key)
-        .and_then(|r| r.latest())
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "stream_not_found",
-                format!("{} has no frame: not live", key.room),
-            )
-        })?;
-    let mut resp = Body::from(frame.part.jpeg()).into_response();
+    let not_live = || {
+        ApiError::not_found(
+            "stream_not_found",
+            format!("{} has no frame: not live", key.room),
+        )
+    };
+    let room_slot = state.hub.get(&key).ok_or_else(not_live)?;
+    let body = match room_slot.latest() {
+        Some(frame) => Body::from(frame.part.jpeg()),
+        None if room_slot.publisher() == Some(camgate_sfu::SourceKind::Whip) => {
+            Body::from(whip_snapshot(&state, &key).await?)
+        }
+        None => return Err(not_live()),
+    };
+    let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
     no_store(&mut resp);
     Ok(resp)
+}
+
+/// A keyframe older than this is refreshed (PLI) before a snapshot.
+const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(2);
+/// How long a snapshot waits for the refreshed keyframe.
+const SNAPSHOT_WAIT: Duration = Duration::from_millis(1500);
+
+/// A JPEG of a WebRTC publisher's picture: its latest keyframe, refreshed
+/// first when older than [`SNAPSHOT_MAX_AGE`] (the publisher is asked for a
+/// new one; a stale one is used when none comes in time).
+async fn whip_snapshot(state: &SharedState, key: &RoomKey) -> Result<Vec<u8>, ApiError> {
+    let sfu = state.media.sfu();
+    let room = crate::webrtc::sfu_room(key);
+    let unavailable = |why: &str| {
+        ApiError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "snapshot_unavailable",
+            format!("no picture from {} yet: {why}", key.room),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+    let mut best = None;
+    loop {
+        let got = sfu
+            .keyframe(&room, SNAPSHOT_MAX_AGE)
+            .await
+            .map_err(|_| unavailable("the SFU is not running"))?;
+        let fresh = got
+            .as_ref()
+            .is_some_and(|(age, _)| *age <= SNAPSHOT_MAX_AGE);
+        best = got.or(best);
+        if fresh || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, au) = best.ok_or_else(|| unavailable("no keyframe received"))?;
+    tokio::task::spawn_blocking(move || {
+        crate::transcode::h264_jpeg::keyframe_to_jpeg(
+            &au,
+            crate::transcode::h264_jpeg::SNAPSHOT_QUALITY,
+        )
+    })
+    .await
+    .map_err(|_| unavailable("decoder task failed"))?
+    .map_err(|e| {
+        tracing::debug!(room = %key.room, error = %e, "snapshot failed");
+        unavailable("the keyframe could not be decoded")
+    })
 }
 
 /// `GET /live/ws?app=…&room=…`: one binary JPEG per message.

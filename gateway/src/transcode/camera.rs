@@ -25,10 +25,11 @@ use tracing::{debug, info, warn};
 use super::jpeg_h264::{H264Settings, JpegToH264};
 use crate::hub::RoomKey;
 use crate::server::AppState;
+use crate::webrtc::sfu_room;
 
 /// Starts the room's transcoder unless one runs already.
 pub fn ensure(state: &Arc<AppState>, key: &RoomKey) {
-    let room_media = state.media.room(&key.room);
+    let room_media = state.media.room(&sfu_room(key));
     {
         let mut running = room_media
             .transcoding
@@ -52,8 +53,8 @@ pub fn ensure(state: &Arc<AppState>, key: &RoomKey) {
                 encode_ms_avg = stats.avg_ms(),
                 "transcoder stopped"
             );
-            state.media.sfu().detach_source(&key.room).await;
-            let room_media = state.media.room(&key.room);
+            state.media.sfu().detach_source(&sfu_room(&key)).await;
+            let room_media = state.media.room(&sfu_room(&key));
             *room_media
                 .transcoding
                 .lock()
@@ -83,7 +84,7 @@ async fn run(state: &Arc<AppState>, key: &RoomKey) -> RunStats {
     let config = &state.config.webrtc;
     let sfu = state.media.sfu();
     match sfu
-        .attach_source(&key.room, SourceCodec::H264ConstrainedBaseline)
+        .attach_source(&sfu_room(key), SourceCodec::H264ConstrainedBaseline)
         .await
     {
         Ok(Ok(())) => {}
@@ -94,7 +95,7 @@ async fn run(state: &Arc<AppState>, key: &RoomKey) -> RunStats {
         Err(_) => return stats,
     }
     info!("transcoder started");
-    let room_media = state.media.room(&key.room);
+    let room_media = state.media.room(&sfu_room(key));
     let mut subscribers = room_media.subscribers.subscribe();
     let mut transcoder = JpegToH264::new(H264Settings {
         bitrate_bps: config.h264_bitrate_kbps.saturating_mul(1000),
@@ -175,7 +176,7 @@ async fn run(state: &Arc<AppState>, key: &RoomKey) -> RunStats {
             Ok(packets) => {
                 stats.frames += 1;
                 stats.busy += t0.elapsed();
-                if !packets.is_empty() && sfu.write_source(&key.room, packets).await.is_err() {
+                if !packets.is_empty() && sfu.write_source(&sfu_room(key), packets).await.is_err() {
                     break;
                 }
             }

@@ -188,7 +188,7 @@ impl Media {
         let joined = media
             .sfu
             .join(Join {
-                room: key.room.clone(),
+                room: sfu_room(&key),
                 identity: who.identity.clone(),
                 role: Role::Publisher,
                 hidden: who.hidden,
@@ -258,7 +258,7 @@ impl Media {
         let joined = media
             .sfu
             .join(Join {
-                room: key.room.clone(),
+                room: sfu_room(&key),
                 identity: who.identity.clone(),
                 role: Role::Subscriber,
                 hidden: who.hidden,
@@ -370,6 +370,12 @@ impl Media {
             }
         }
     }
+}
+
+/// The SFU's name for a room: app and namespaced room, so two apps whose
+/// room prefixes collide never share media.
+pub fn sfu_room(key: &RoomKey) -> String {
+    format!("{}/{}", key.app, key.room)
 }
 
 fn next_conn() -> u64 {
