@@ -11,6 +11,7 @@
 //!   writer the server uses and a push/pull reader for clients.
 //! * [`device`]: the WebSocket device protocol messages and close codes.
 //! * [`h264`]: Annex B splitting and the RTP payload format (RFC 6184).
+//! * [`flv`]: FLV tag bodies from RTMP (H.264 + AAC) into Annex B / raw AAC.
 //! * [`api`]: API paths, request/response types and the naming rules
 //!   (slugs, room namespacing).
 //!
@@ -29,6 +30,7 @@
 
 pub mod api;
 pub mod device;
+pub mod flv;
 pub mod h264;
 pub mod jpeg;
 pub mod multipart;
