@@ -23,6 +23,8 @@ pub struct Config {
     pub ws_ingest: WsIngestConfig,
     /// WebRTC (SFU, WHIP/WHEP, transcoding for cameras).
     pub webrtc: WebRtcConfig,
+    /// RTMP listen address (encoders push `rtmp://host:port/{app}/{key}`).
+    pub rtmp: SocketAddr,
 }
 
 /// The SFU's network and the camera transcoder.
@@ -98,6 +100,7 @@ impl Default for Config {
             trust_forwarded: false,
             ws_ingest: WsIngestConfig::default(),
             webrtc: WebRtcConfig::default(),
+            rtmp: SocketAddr::from(([0, 0, 0, 0], 1935)),
         }
     }
 }

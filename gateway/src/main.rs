@@ -69,6 +69,9 @@ struct ServeArgs {
     /// comma-separated) [default: the bound IP, or the default route's].
     #[arg(long, env = "CAMGATE_WEBRTC_IP", value_delimiter = ',')]
     webrtc_ip: Vec<std::net::IpAddr>,
+    /// RTMP listen address [default: 0.0.0.0:1935].
+    #[arg(long, env = "CAMGATE_RTMP")]
+    rtmp: Option<std::net::SocketAddr>,
     /// Bitrate of the MJPEG→H.264 transcoder in kbit/s [default: 1000].
     #[arg(long, env = "CAMGATE_WEBRTC_H264_KBPS")]
     webrtc_h264_kbps: Option<u32>,
@@ -104,6 +107,7 @@ fn load(args: ServeArgs) -> Result<Config, String> {
         ws_idle_grace => ws_ingest.idle_grace_secs,
         webrtc_udp => webrtc.udp,
         webrtc_h264_kbps => webrtc.h264_bitrate_kbps,
+        rtmp => rtmp,
     );
     if let Some(u) = args.public_url {
         c.public_url = Some(u);
@@ -169,6 +173,7 @@ async fn main() -> ExitCode {
         // Shown once: only its hash is stored.
         println!("admin token (shown once, store it now): {token}");
     }
+    println!("camgate rtmp on rtmp://{}", server.rtmp_addr);
     println!(
         "camgate listening on http://{} (public URL {})",
         server.local_addr,

@@ -50,6 +50,10 @@ pub struct AppState {
     pub media: Media,
     /// Join token signing keys.
     pub keys: Keyring,
+    /// Live RTMP publishers.
+    pub rtmp: crate::ingest::rtmp::RtmpSessions,
+    /// The bound RTMP address.
+    pub rtmp_addr: SocketAddr,
 }
 
 /// How handlers hold the state.
@@ -86,6 +90,25 @@ impl AppState {
             Some(rest) => format!("wss://{rest}"),
             None => format!("ws://{}", self.public_base.trim_start_matches("http://")),
         }
+    }
+
+    /// The RTMP server URL of an app (`rtmp://host:port/{app}`): the public
+    /// URL's host with the bound RTMP port.
+    pub fn rtmp_url(&self, app: &str) -> String {
+        let host = self
+            .public_base
+            .split("://")
+            .nth(1)
+            .unwrap_or("localhost")
+            .split('/')
+            .next()
+            .unwrap_or("localhost");
+        // Strip a port, keeping bracketed IPv6 literals whole.
+        let host = match host.rfind(':') {
+            Some(i) if !host[i..].contains(']') => &host[..i],
+            _ => host,
+        };
+        format!("rtmp://{host}:{}/{app}", self.rtmp_addr.port())
     }
 
     /// The device WebSocket URL for a camera of `room` (as given).
@@ -156,11 +179,14 @@ pub enum ServeError {
 pub struct Server {
     state: SharedState,
     listener: TcpListener,
+    rtmp_listener: TcpListener,
     shutdown_tx: watch::Sender<bool>,
     /// A newly generated admin token, to be shown once.
     pub generated_admin_token: Option<String>,
     /// The bound HTTP address.
     pub local_addr: SocketAddr,
+    /// The bound RTMP address.
+    pub rtmp_addr: SocketAddr,
 }
 
 impl Server {
@@ -191,6 +217,8 @@ impl Server {
             tracing::info!(stale, "marked streams of a previous run as ended");
         }
         let local_addr = listener.local_addr()?;
+        let rtmp_listener = TcpListener::bind(config.rtmp).await?;
+        let rtmp_addr = rtmp_listener.local_addr()?;
         let keys = Keyring::open(&config.data_dir)?;
         let (media, sfu_events) =
             Media::start(config.webrtc.udp, config.webrtc.ips.clone()).await?;
@@ -206,14 +234,18 @@ impl Server {
             started: Instant::now(),
             media,
             keys,
+            rtmp: Default::default(),
+            rtmp_addr,
         });
         tokio::spawn(Media::run_events(Arc::downgrade(&state), sfu_events));
         Ok(Server {
             state,
             listener,
+            rtmp_listener,
             shutdown_tx,
             generated_admin_token,
             local_addr,
+            rtmp_addr,
         })
     }
 
@@ -231,9 +263,11 @@ impl Server {
         let Server {
             state,
             listener,
+            rtmp_listener,
             shutdown_tx,
             ..
         } = self;
+        tokio::spawn(crate::ingest::rtmp::serve(state.clone(), rtmp_listener));
         let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let tx = shutdown_tx.clone();
         // Media is latency-sensitive: a frame smaller than the MSS must not

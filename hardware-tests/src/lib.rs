@@ -76,6 +76,8 @@ pub struct Gateway {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `rtmp://127.0.0.1:PORT` (the RTMP listener).
+    pub rtmp: String,
     /// Its temp data dir.
     pub data_dir: PathBuf,
     /// HTTP client.
@@ -112,6 +114,7 @@ impl Gateway {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--webrtc-udp", "127.0.0.1:0", "--webrtc-ip", "127.0.0.1"])
+            .args(["--rtmp", "127.0.0.1:0"])
             .args(extra)
             .env("CAMGATE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env(
@@ -124,11 +127,15 @@ impl Gateway {
         let mut child = cmd.spawn().expect("spawn camgate");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut rtmp = String::new();
         let base = loop {
             let line = lines
                 .next()
                 .expect("camgate exited before listening")
                 .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("camgate rtmp on ") {
+                rtmp = rest.trim().to_owned();
+            }
             if let Some(rest) = line.strip_prefix("camgate listening on ") {
                 break rest.split_whitespace().next().expect("address").to_owned();
             }
@@ -138,6 +145,7 @@ impl Gateway {
         Gateway {
             child: Some(child),
             base,
+            rtmp,
             data_dir,
             http: reqwest::Client::new(),
             stderr_log,

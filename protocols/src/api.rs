@@ -343,3 +343,107 @@ mod tests {
         assert_eq!(validate_slug(&"a".repeat(65)), Err(SlugError::TooLong));
     }
 }
+
+/// Body of `POST /api/v1/apps/{app}/ingress` (seed 001 "Ingress").
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MintIngress {
+    /// `rtmp`, `whip` or `url`.
+    pub input_type: String,
+    /// Destination room; defaults to the app's prefix.
+    pub room: Option<String>,
+    /// Publisher identity; defaults to `ingress-<app>`.
+    pub participant_identity: Option<String>,
+    /// Display name.
+    pub participant_name: Option<String>,
+    /// The source to pull (`url` ingresses).
+    pub url: Option<String>,
+    /// Multi-layer transcoding; passthrough when off (the default).
+    pub enable_transcoding: Option<bool>,
+}
+
+/// Answer of `POST /api/v1/apps/{app}/ingress`, with the seed's field names
+/// (both spellings of the key, as the seed returns them). The stream key is
+/// shown only here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedIngress {
+    /// `IN_…`.
+    #[serde(rename = "ingressId")]
+    pub ingress_id: String,
+    /// `rtmp://host:port/{app}`: the encoder's server field.
+    pub url: String,
+    /// `url` + `/` + the stream key.
+    pub rtmp_url: String,
+    /// The stream key (camelCase spelling).
+    #[serde(rename = "streamKey")]
+    pub stream_key_camel: String,
+    /// The stream key (snake_case spelling).
+    pub stream_key: String,
+    /// Namespaced room.
+    #[serde(rename = "roomName")]
+    pub room_name: String,
+    /// Whether a stream password is needed (the app's `rtmpPassword`).
+    pub requires_password: bool,
+    /// Transcoding on (adaptive ladder) or passthrough.
+    pub adaptive: bool,
+    /// Player page.
+    pub player_url: String,
+    /// Embed snippet.
+    pub embed_iframe: String,
+    /// LL-HLS playlist of the room.
+    #[serde(rename = "hlsUrl")]
+    pub hls_url: String,
+}
+
+/// A row of `GET /api/v1/apps/{app}/ingress` and the answer of
+/// `GET …/ingress/{id}`: the ingress (key masked) with its live state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressInfo {
+    /// `IN_…`.
+    pub ingress_id: String,
+    /// `rtmp`, `whip` or `url`.
+    pub input_type: String,
+    /// Namespaced room.
+    pub room_name: String,
+    /// Publisher identity.
+    pub participant_identity: String,
+    /// Display name.
+    pub participant_name: Option<String>,
+    /// Server URL (`rtmp://host:port/{app}`) or the pulled URL.
+    pub url: String,
+    /// The stream key, masked: camgate stores only its hash.
+    pub stream_key: Option<String>,
+    /// Transcoding on or passthrough.
+    pub adaptive: bool,
+    /// `publishing` or `inactive`.
+    pub status: String,
+    /// Received media bitrate, bits per second (0 when inactive).
+    pub bitrate: u64,
+    /// Video width, when known.
+    pub width: Option<u32>,
+    /// Video height, when known.
+    pub height: Option<u32>,
+    /// Non-hidden viewers of the room (MJPEG + WebRTC).
+    pub viewers: u64,
+    /// Creation time.
+    pub created_at: String,
+}
+
+/// A page of a listing: `{data, total, limit, offset}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The rows.
+    pub data: Vec<T>,
+    /// Rows matching the filter.
+    pub total: i64,
+    /// Page size asked.
+    pub limit: i64,
+    /// Rows skipped.
+    pub offset: i64,
+}
+
+/// `/hls/{app}/{room}/index.m3u8`.
+pub fn hls_path(app: &str, room: &str) -> String {
+    format!("/hls/{app}/{room}/index.m3u8")
+}

@@ -65,7 +65,7 @@ impl AvcConfig {
             return Err(bad);
         }
         let mut rest = &data[5..];
-        let mut read_sets = |count: usize, rest: &mut &[u8]| -> Result<Vec<Vec<u8>>, FlvError> {
+        let read_sets = |count: usize, rest: &mut &[u8]| -> Result<Vec<Vec<u8>>, FlvError> {
             let mut sets = Vec::with_capacity(count);
             for _ in 0..count {
                 if rest.len() < 2 {

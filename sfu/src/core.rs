@@ -178,21 +178,26 @@ pub enum Output {
 pub enum SourceCodec {
     /// H.264, packetization-mode 1, constrained baseline (42e01f).
     H264ConstrainedBaseline,
+    /// H.264, packetization-mode 1, of the given `profile-level-id` (from
+    /// the stream's SPS, e.g. an RTMP encoder's High profile 64001f).
+    H264(u32),
 }
 
 impl SourceCodec {
     fn spec(self) -> CodecSpec {
-        match self {
-            SourceCodec::H264ConstrainedBaseline => CodecSpec {
-                codec: Codec::H264,
-                clock_rate: Frequency::NINETY_KHZ,
-                channels: None,
-                format: FormatParams {
-                    packetization_mode: Some(1),
-                    profile_level_id: Some(0x42e01f),
-                    level_asymmetry_allowed: Some(true),
-                    ..FormatParams::default()
-                },
+        let profile_level_id = match self {
+            SourceCodec::H264ConstrainedBaseline => 0x42e01f,
+            SourceCodec::H264(id) => id,
+        };
+        CodecSpec {
+            codec: Codec::H264,
+            clock_rate: Frequency::NINETY_KHZ,
+            channels: None,
+            format: FormatParams {
+                packetization_mode: Some(1),
+                profile_level_id: Some(profile_level_id),
+                level_asymmetry_allowed: Some(true),
+                ..FormatParams::default()
             },
         }
     }

@@ -80,6 +80,8 @@ pub enum SourceKind {
     WsMjpeg,
     /// A WebRTC publisher (WHIP).
     Whip,
+    /// An RTMP encoder (H.264 passthrough).
+    Rtmp,
 }
 
 impl SourceKind {
@@ -88,6 +90,7 @@ impl SourceKind {
         match self {
             SourceKind::WsMjpeg => "ws-mjpeg",
             SourceKind::Whip => "whip",
+            SourceKind::Rtmp => "rtmp",
         }
     }
 
@@ -95,7 +98,7 @@ impl SourceKind {
     pub fn codec(self) -> Codec {
         match self {
             SourceKind::WsMjpeg => Codec::Jpeg,
-            SourceKind::Whip => Codec::Rtp,
+            SourceKind::Whip | SourceKind::Rtmp => Codec::Rtp,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP API plumbing shared by every API shape: the error type with stable
 //! codes, the `{ "data", "error" }` envelope, JSON bodies and bearer auth.
 
+pub mod ingress;
 pub mod native;
 pub mod tokens;
 pub mod whip;

@@ -22,6 +22,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/apps/{app}/ws-ingest/{id}", delete(revoke_ws_key))
         .route("/apps/{app}/ws-ingest/live/{room}", get(live_info))
         .merge(super::tokens::routes())
+        .merge(super::ingress::routes())
 }
 
 /// Loads an app or answers 404 `app_not_found`.

@@ -65,7 +65,26 @@ fn check_text(
     Ok(())
 }
 
-fn room_of(app: &App, room: Option<&str>) -> Result<String, ApiError> {
+/// 403 `quota_exceeded` when the app already has `max_concurrent_streams`
+/// live publishers (checked when publisher credentials are issued).
+pub(super) fn check_stream_quota(state: &SharedState, app: &App) -> Result<(), ApiError> {
+    if app.max_concurrent_streams > 0 {
+        let live = state.hub.publishers_in_app(&app.name) as i64;
+        if live >= app.max_concurrent_streams {
+            return Err(ApiError::Forbidden {
+                code: "quota_exceeded",
+                message: format!(
+                    "app has {live} live streams; max_concurrent_streams is {}",
+                    app.max_concurrent_streams
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The namespaced room of a request (400 `invalid_room` when malformed).
+pub(super) fn room_of(app: &App, room: Option<&str>) -> Result<String, ApiError> {
     if let Some(r) = room {
         validate_room_name(r)
             .map_err(|e| ApiError::bad_request("invalid_room", format!("room {e}")))?;
@@ -144,17 +163,8 @@ async fn mint(
     }
     // A recorder is subscribe-only unless publishing is asked for explicitly.
     let can_publish = body.can_publish.unwrap_or(!recorder);
-    if can_publish && app.max_concurrent_streams > 0 {
-        let live = state.hub.publishers_in_app(&app.name) as i64;
-        if live >= app.max_concurrent_streams {
-            return Err(ApiError::Forbidden {
-                code: "quota_exceeded",
-                message: format!(
-                    "app has {live} live streams; max_concurrent_streams is {}",
-                    app.max_concurrent_streams
-                ),
-            });
-        }
+    if can_publish {
+        check_stream_quota(&state, &app)?;
     }
     let (token, exp) = sign(
         &state,

@@ -1,3 +1,4 @@
 //! Ingest adapters, one module per protocol.
 
+pub mod rtmp;
 pub mod ws;

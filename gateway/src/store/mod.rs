@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -51,6 +52,31 @@ pub struct WsKey {
     pub identity: String,
     /// Last four characters of the key, for masked listings.
     pub key_last4: String,
+    /// Creation time.
+    pub created_at: String,
+}
+
+/// An ingress row.
+#[derive(Clone, Debug)]
+pub struct IngressRow {
+    /// `IN_…`.
+    pub id: String,
+    /// Owning app.
+    pub app_id: i64,
+    /// `rtmp`, `whip` or `url`.
+    pub input_type: String,
+    /// Namespaced room.
+    pub room: String,
+    /// Publisher identity.
+    pub participant_identity: String,
+    /// Display name.
+    pub participant_name: Option<String>,
+    /// Pulled URL (`url` ingresses).
+    pub url: Option<String>,
+    /// Transcoding asked for (passthrough when false).
+    pub enable_transcoding: bool,
+    /// Last four characters of the stream key.
+    pub key_last4: Option<String>,
     /// Creation time.
     pub created_at: String,
 }
@@ -242,6 +268,125 @@ impl Db {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Inserts an ingress with the hash of its stream key.
+    pub async fn insert_ingress(
+        &self,
+        i: &IngressRow,
+        key_hash: Option<&str>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO ingresses (id, app_id, input_type, room, participant_identity,
+               participant_name, url, enable_transcoding, key_hash, key_last4, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&i.id)
+        .bind(i.app_id)
+        .bind(&i.input_type)
+        .bind(&i.room)
+        .bind(&i.participant_identity)
+        .bind(&i.participant_name)
+        .bind(&i.url)
+        .bind(i.enable_transcoding)
+        .bind(key_hash)
+        .bind(&i.key_last4)
+        .bind(&i.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A page of an app's ingresses (newest first) and the total, filtered
+    /// by exact room and a substring of id, room or identity.
+    pub async fn list_ingresses(
+        &self,
+        app_id: i64,
+        room: Option<&str>,
+        q: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<IngressRow>, i64), DbError> {
+        let like = q.map(|q| {
+            let escaped = q
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let filter = "app_id = ? AND deleted_at IS NULL AND (? IS NULL OR room = ?)
+             AND (? IS NULL OR id LIKE ? ESCAPE '\\' OR room LIKE ? ESCAPE '\\'
+                  OR participant_identity LIKE ? ESCAPE '\\')";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM ingresses WHERE {filter}"
+        )))
+        .bind(app_id)
+        .bind(room)
+        .bind(room)
+        .bind(&like)
+        .bind(&like)
+        .bind(&like)
+        .bind(&like)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {INGRESS_COLUMNS} FROM ingresses WHERE {filter}
+             ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
+        )))
+        .bind(app_id)
+        .bind(room)
+        .bind(room)
+        .bind(&like)
+        .bind(&like)
+        .bind(&like)
+        .bind(&like)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows.into_iter().map(ingress_from_row).collect(), total))
+    }
+
+    /// One live (not deleted) ingress of an app.
+    pub async fn ingress(&self, app_id: i64, id: &str) -> Result<Option<IngressRow>, DbError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {INGRESS_COLUMNS} FROM ingresses WHERE app_id = ? AND id = ? AND deleted_at IS NULL"
+        )))
+        .bind(app_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(ingress_from_row))
+    }
+
+    /// The live ingress of an app with this stream key hash.
+    pub async fn ingress_by_key(
+        &self,
+        app_id: i64,
+        key_hash: &str,
+    ) -> Result<Option<IngressRow>, DbError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {INGRESS_COLUMNS} FROM ingresses WHERE app_id = ? AND key_hash = ? AND deleted_at IS NULL"
+        )))
+        .bind(app_id)
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(ingress_from_row))
+    }
+
+    /// Deletes an ingress (its key stops working); false when none.
+    pub async fn delete_ingress(&self, app_id: i64, id: &str) -> Result<bool, DbError> {
+        let r = sqlx::query(
+            "UPDATE ingresses SET deleted_at = ?, key_hash = NULL
+             WHERE app_id = ? AND id = ? AND deleted_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(app_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Marks a stream active for a new session (one write per connect).
     pub async fn stream_started(
         &self,
@@ -319,6 +464,23 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected())
+    }
+}
+
+const INGRESS_COLUMNS: &str = "id, app_id, input_type, room, participant_identity, participant_name, url, enable_transcoding, key_last4, created_at";
+
+fn ingress_from_row(r: sqlx::sqlite::SqliteRow) -> IngressRow {
+    IngressRow {
+        id: r.get("id"),
+        app_id: r.get("app_id"),
+        input_type: r.get("input_type"),
+        room: r.get("room"),
+        participant_identity: r.get("participant_identity"),
+        participant_name: r.get("participant_name"),
+        url: r.get("url"),
+        enable_transcoding: r.get::<i64, _>("enable_transcoding") != 0,
+        key_last4: r.get("key_last4"),
+        created_at: r.get("created_at"),
     }
 }
 

@@ -378,7 +378,8 @@ pub fn sfu_room(key: &RoomKey) -> String {
     format!("{}/{}", key.app, key.room)
 }
 
-fn next_conn() -> u64 {
+/// A process-unique connection number for hub seats.
+pub fn next_conn() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1 << 40);
     NEXT.fetch_add(1, Ordering::Relaxed)
