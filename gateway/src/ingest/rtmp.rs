@@ -51,7 +51,7 @@ pub struct RtmpSessions {
 }
 
 /// What the API shows of a live RTMP publisher.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LiveIngress {
     /// Media bytes received.
     pub bytes: AtomicU64,
@@ -61,6 +61,21 @@ pub struct LiveIngress {
     pub height: AtomicU32,
     started: Mutex<Option<Instant>>,
     stop: Notify,
+    /// Set once this publisher has cleaned up (seat, SFU source, row).
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for LiveIngress {
+    fn default() -> Self {
+        LiveIngress {
+            bytes: AtomicU64::new(0),
+            width: AtomicU32::new(0),
+            height: AtomicU32::new(0),
+            started: Mutex::new(None),
+            stop: Notify::new(),
+            done: tokio::sync::watch::channel(false).0,
+        }
+    }
 }
 
 impl LiveIngress {
@@ -149,7 +164,10 @@ impl std::fmt::Display for Refusal {
             Refusal::RoomBusy(room) => write!(f, "room {room} already has a publisher"),
             Refusal::Media(e) => write!(f, "{e}"),
             Refusal::Io => write!(f, "connection lost"),
-            Refusal::Kicked => write!(f, "ingress deleted"),
+            Refusal::Kicked => write!(
+                f,
+                "stopped: ingress deleted, or replaced by a new connection with the same key"
+            ),
         }
     }
 }
@@ -427,6 +445,16 @@ impl Connection {
             app: app.name.clone(),
             room: ingress.room.clone(),
         };
+        // The same key again: the new connection takes over (an encoder
+        // reconnecting after a network drop must not wait for its dead
+        // connection to time out). The old one is closed and cleaned up
+        // first, so the two never feed the room together.
+        if let Some(old) = self.state.rtmp.get(&ingress.id) {
+            let mut done = old.done.subscribe();
+            old.stop.notify_one();
+            let _ = tokio::time::timeout(Duration::from_secs(5), done.wait_for(|d| *d)).await;
+            info!(peer = %self.peer, ingress = %ingress.id, "rtmp publisher replaced by a new connection with the same key");
+        }
         let session_id = crate::auth::random_id("", 8);
         let seat = match self.state.hub.publish(
             &key,
@@ -560,7 +588,15 @@ impl Connection {
         if p.attached.is_some() {
             self.state.media.sfu().detach_source(&p.sfu_room).await;
         }
-        self.state.rtmp.lock().remove(&p.ingress.id);
+        {
+            let mut live = self.state.rtmp.lock();
+            if live
+                .get(&p.ingress.id)
+                .is_some_and(|l| Arc::ptr_eq(l, &p.live))
+            {
+                live.remove(&p.ingress.id);
+            }
+        }
         let stream_id = format!("{}/{}", p.key.room, p.ingress.participant_identity);
         if let Err(e) = self
             .state
@@ -571,6 +607,8 @@ impl Connection {
             warn!(error = %e, "could not record stream end");
         }
         info!(peer = %self.peer, room = %p.key.room, ingress = %p.ingress.id, "rtmp publishing ended");
+        drop(p._seat);
+        p.live.done.send_replace(true);
     }
 
     async fn finish(&mut self) {

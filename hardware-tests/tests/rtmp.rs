@@ -1,0 +1,259 @@
+//! RTMP ingest end to end: Debian's ffmpeg pushes `testsrc2` + `sine` over
+//! RTMP; the ingress API shows it live; Chromium plays it over WHEP
+//! (H.264 passthrough). Bad input: wrong key, unknown app, garbage after the
+//! handshake, the same key twice, deleting a live ingress, a publisher
+//! killed mid-GOP — each refused or recovered, logged, nothing else
+//! affected.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use camgate_hardware_tests::{ADMIN_TOKEN, Gateway, browser_scripts, peer_available, run_node};
+
+/// Creates an RTMP ingress for `room`; returns (id, rtmp_url, body).
+async fn create_ingress(gw: &Gateway, room: &str) -> (String, String, serde_json::Value) {
+    let r = gw
+        .http
+        .post(format!("{}/api/v1/apps/live/ingress", gw.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "inputType": "rtmp", "room": room }))
+        .send()
+        .await
+        .expect("create ingress");
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.expect("json");
+    let d = v["data"].clone();
+    (
+        d["ingressId"].as_str().expect("id").to_owned(),
+        d["rtmp_url"].as_str().expect("rtmp_url").to_owned(),
+        d,
+    )
+}
+
+/// ffmpeg pushing a 640×360 test pattern with a tone for `seconds`.
+fn push(url: &str, seconds: u32) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "30", "-c:a", "aac", "-b:a", "64k"])
+        .args(["-t", &seconds.to_string(), "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ffmpeg")
+}
+
+/// Waits for a child to exit; `None` when it is still running at the end.
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+async fn ingress_row(gw: &Gateway, id: &str) -> (u16, serde_json::Value) {
+    gw.get_json(&format!("/api/v1/apps/live/ingress/{id}"))
+        .await
+}
+
+/// Waits until the ingress shows `publishing` (and its metadata arrived).
+async fn wait_publishing(gw: &Gateway, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, v) = ingress_row(gw, id).await;
+        if v["data"]["status"] == "publishing" && v["data"]["width"].is_u64() {
+            return v["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "never publishing: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn count(log: &str, needle: &str) -> usize {
+    log.matches(needle).count()
+}
+
+#[tokio::test]
+async fn ffmpeg_pushes_rtmp_and_chromium_plays_it_over_whep() {
+    let Some(dir) = browser_scripts() else { return };
+    if !peer_available("ffmpeg") {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let (id, url, created) = create_ingress(&gw, "enc").await;
+    // The seed's fields, key shown once in both spellings.
+    assert_eq!(created["roomName"], "live-enc");
+    assert_eq!(created["streamKey"], created["stream_key"]);
+    assert!(url.starts_with(&format!("{}/live/sk-", gw.rtmp)), "{url}");
+    assert!(
+        created["player_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/play/live/live-enc"))
+    );
+    let mut ffmpeg = push(&url, 20);
+    let row = wait_publishing(&gw, &id).await;
+    assert_eq!(
+        (row["width"].as_u64(), row["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    // The listing never shows the key, only its tail.
+    let (_, list) = gw.get_json("/api/v1/apps/live/ingress?limit=10").await;
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["limit"], 10);
+    let key = created["streamKey"].as_str().unwrap_or_default();
+    assert!(!list.to_string().contains(key), "{list}");
+
+    let v = run_node(
+        &dir.join("webrtc.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            "--whep".into(),
+            format!("{}/whep/live-enc", gw.base),
+            "-".into(),
+            "--seconds".into(),
+            "3".into(),
+        ],
+    )
+    .await;
+    eprintln!("rtmp → whep: {v}");
+    assert_eq!(v["state"], "connected", "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{v}"
+    );
+    assert!(
+        v["frames"].as_u64().unwrap_or(0) >= 20,
+        "frames did not advance: {v}"
+    );
+    let (_, row) = ingress_row(&gw, &id).await;
+    assert!(
+        row["data"]["bitrate"].as_u64().unwrap_or(0) > 100_000,
+        "{row}"
+    );
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+}
+
+#[tokio::test]
+async fn bad_rtmp_input_is_refused_and_nothing_else_is_affected() {
+    if !peer_available("ffmpeg") {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let (good_id, good_url, _) = create_ingress(&gw, "good").await;
+    let mut good = push(&good_url, 60);
+    wait_publishing(&gw, &good_id).await;
+
+    // Wrong key and unknown app: ffmpeg is refused quickly.
+    let mut wrong = push(&format!("{}/live/sk-not-a-key", gw.rtmp), 5);
+    let s = wait_exit(&mut wrong, Duration::from_secs(10)).expect("wrong key refused");
+    assert!(!s.success());
+    let mut no_app = push(&format!("{}/nosuchapp/sk-x", gw.rtmp), 5);
+    let s = wait_exit(&mut no_app, Duration::from_secs(10)).expect("unknown app refused");
+    assert!(!s.success());
+
+    // Garbage after a valid handshake.
+    let addr = gw.rtmp.trim_start_matches("rtmp://").to_owned();
+    let garbage = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let mut c0c1 = vec![3u8];
+        c0c1.extend((0..1536u32).map(|i| (i * 7) as u8));
+        s.write_all(&c0c1).expect("c0c1");
+        let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
+        s.read_exact(&mut s0s1s2).expect("s0s1s2");
+        // C2 echoes S1.
+        s.write_all(&s0s1s2[1..1537]).expect("c2");
+        let _ = s.write_all(&[0xffu8; 8192]);
+        // The server closes the connection.
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    tokio::time::timeout(Duration::from_secs(10), garbage)
+        .await
+        .expect("server closed the garbage connection")
+        .expect("garbage task");
+
+    // None of that touched the good stream.
+    let (_, row) = ingress_row(&gw, &good_id).await;
+    assert_eq!(row["data"]["status"], "publishing", "{row}");
+    assert!(
+        good.try_wait().expect("try_wait").is_none(),
+        "good push ended"
+    );
+
+    // The same key twice: the newer connection takes over (an encoder
+    // reconnecting after a drop), the older is closed.
+    let mut twice = push(&good_url, 60);
+    let s = wait_exit(&mut good, Duration::from_secs(10)).expect("old publisher replaced");
+    assert!(!s.success());
+    wait_publishing(&gw, &good_id).await;
+    assert!(
+        twice.try_wait().expect("try_wait").is_none(),
+        "new push ended"
+    );
+
+    let log = gw.log();
+    assert_eq!(count(&log, "reason=unknown stream key"), 1, "{log}");
+    assert_eq!(count(&log, "reason=unknown app \"nosuchapp\""), 1, "{log}");
+    assert_eq!(
+        count(&log, "replaced by a new connection with the same key"),
+        2,
+        "{log}"
+    );
+    assert!(
+        log.contains("reason=protocol error") || log.contains("reason=handshake failed"),
+        "{log}"
+    );
+
+    // Killed mid-GOP: the ingress goes inactive, a new push works.
+    let _ = twice.kill();
+    let _ = twice.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, row) = ingress_row(&gw, &good_id).await;
+        if row["data"]["status"] == "inactive" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still publishing after kill: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut again = push(&good_url, 60);
+    wait_publishing(&gw, &good_id).await;
+
+    // Deleting a live ingress drops its publisher at once; its key is dead.
+    let r = gw
+        .http
+        .delete(format!("{}/api/v1/apps/live/ingress/{good_id}", gw.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 200);
+    let s = wait_exit(&mut again, Duration::from_secs(10)).expect("publisher dropped on delete");
+    assert!(!s.success());
+    let (status, _) = ingress_row(&gw, &good_id).await;
+    assert_eq!(status, 404);
+    let mut dead = push(&good_url, 5);
+    let s = wait_exit(&mut dead, Duration::from_secs(10)).expect("deleted key refused");
+    assert!(!s.success());
+}
