@@ -1,0 +1,3 @@
+//! HLS and low-latency HLS from a memory ring.
+
+pub mod mux;
