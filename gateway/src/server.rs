@@ -52,6 +52,8 @@ pub struct AppState {
     pub keys: Keyring,
     /// Live RTMP publishers.
     pub rtmp: crate::ingest::rtmp::RtmpSessions,
+    /// HLS streams.
+    pub hls: Arc<crate::hls::Hls>,
     /// The bound RTMP address.
     pub rtmp_addr: SocketAddr,
 }
@@ -135,6 +137,11 @@ pub fn app(state: SharedState) -> Router {
         .route(LIVE_WS_PATH, get(mjpeg::viewer_ws))
         .route("/live/{app}/{room}/mjpeg", get(mjpeg::mjpeg))
         .route("/live/{app}/{room}/frame.jpg", get(mjpeg::frame))
+        .route(
+            "/hls/{app}/{room}/index.m3u8",
+            get(crate::playback::hls::playlist),
+        )
+        .route("/hls/{app}/{room}/{file}", get(crate::playback::hls::media))
         .route("/play/{app}/{room}", get(player::page))
         .route("/embed/{app}/{room}", get(player::page))
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
@@ -235,6 +242,7 @@ impl Server {
             media,
             keys,
             rtmp: Default::default(),
+            hls: Default::default(),
             rtmp_addr,
         });
         tokio::spawn(Media::run_events(Arc::downgrade(&state), sfu_events));

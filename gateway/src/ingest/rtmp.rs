@@ -185,6 +185,7 @@ struct Publishing {
     packetizer: Packetizer,
     next_seq: u64,
     app_id: i64,
+    hls: Arc<crate::hls::Stream>,
 }
 
 struct Connection {
@@ -363,13 +364,23 @@ impl Connection {
                 self.video(&data, timestamp.value, media).await?;
                 Ok(Vec::new())
             }
-            ServerSessionEvent::AudioDataReceived { data, .. } => {
-                if let Some(p) = &self.publishing {
-                    p.live.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                }
-                // AAC is kept for HLS and for the AAC → Opus path; not yet.
+            ServerSessionEvent::AudioDataReceived {
+                data, timestamp, ..
+            } => {
+                let Some(p) = &self.publishing else {
+                    return Ok(Vec::new());
+                };
+                p.live.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                // AAC goes to HLS as it is (WebRTC needs Opus: not yet).
                 match flv::parse_audio(&data) {
-                    Ok(_) => Ok(Vec::new()),
+                    Ok(flv::AudioTag::Config(c)) => {
+                        p.hls.with(|h| h.set_audio(c));
+                        Ok(Vec::new())
+                    }
+                    Ok(flv::AudioTag::Frame(f)) => {
+                        p.hls.with(|h| h.push_audio(i64::from(timestamp.value), &f));
+                        Ok(Vec::new())
+                    }
                     Err(FlvError::UnsupportedCodec(c)) => {
                         Err(Refusal::Media(FlvError::UnsupportedCodec(c)))
                     }
@@ -499,7 +510,9 @@ impl Connection {
             warn!(error = %e, "could not record stream start");
         }
         info!(peer = %self.peer, app = %app.name, room = %key.room, ingress = %ingress.id, "rtmp publishing");
+        let hls = self.state.hls.open(&key);
         self.publishing = Some(Publishing {
+            hls,
             sfu_room: sfu_room(&key),
             key,
             session_id,
@@ -539,6 +552,13 @@ impl Connection {
         match tag {
             VideoTag::Config(c) => {
                 let profile = c.profile_level_id;
+                let params = crate::hls::mux::VideoParams {
+                    width: p.live.width.load(Ordering::Relaxed).min(65535) as u16,
+                    height: p.live.height.load(Ordering::Relaxed).min(65535) as u16,
+                    sps: c.sps[0].clone(),
+                    pps: c.pps[0].clone(),
+                };
+                p.hls.with(|h| h.set_video(params));
                 p.avc = Some(c);
                 if p.attached != Some(profile) {
                     let sfu = self.state.media.sfu();
@@ -556,12 +576,15 @@ impl Connection {
                 annex_b,
                 ..
             } => {
+                let keyframe = access_unit_is_keyframe(&annex_b);
+                p.hls.with(|h| {
+                    h.push_video(i64::from(timestamp_ms), composition_ms, keyframe, &annex_b)
+                });
                 if p.attached.is_none() {
                     return Ok(());
                 }
                 let pts_ms = i64::from(timestamp_ms) + i64::from(composition_ms);
                 let time = (pts_ms.max(0) as u64 * 90) as u32;
-                let keyframe = access_unit_is_keyframe(&annex_b);
                 let payloads = p.packetizer.packetize(&annex_b);
                 let n = payloads.len();
                 for (i, payload) in payloads.into_iter().enumerate() {
@@ -588,6 +611,7 @@ impl Connection {
         if p.attached.is_some() {
             self.state.media.sfu().detach_source(&p.sfu_room).await;
         }
+        self.state.hls.close(&p.key, &p.hls);
         {
             let mut live = self.state.rtmp.lock();
             if live

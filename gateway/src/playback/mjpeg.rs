@@ -30,7 +30,7 @@ pub struct PlayQuery {
     token: Option<String>,
 }
 
-async fn room_key(
+pub(crate) async fn room_key(
     state: &SharedState,
     app: &str,
     room: &str,

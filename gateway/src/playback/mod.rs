@@ -1,4 +1,5 @@
-//! Outputs: MJPEG over HTTP and WebSocket, and the player pages.
+//! Outputs: MJPEG over HTTP and WebSocket, HLS, and the player pages.
 
+pub mod hls;
 pub mod mjpeg;
 pub mod player;
