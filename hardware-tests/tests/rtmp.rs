@@ -257,3 +257,134 @@ async fn bad_rtmp_input_is_refused_and_nothing_else_is_affected() {
     let s = wait_exit(&mut dead, Duration::from_secs(10)).expect("deleted key refused");
     assert!(!s.success());
 }
+
+/// ffprobe's view of a URL: `codec_name,width,height,sample_rate` per stream.
+fn ffprobe_streams(url: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height,sample_rate",
+        ])
+        .args(["-of", "compact=p=0", url])
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn rtmp_stream_plays_as_hls_in_ffprobe_and_in_chromium_with_hls_js() {
+    let Some(dir) = browser_scripts() else { return };
+    if !peer_available("ffmpeg") || !peer_available("ffprobe") {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let (id, url, created) = create_ingress(&gw, "hls").await;
+    let playlist = format!("{}/hls/live/live-hls/index.m3u8", gw.base);
+    assert_eq!(created["hlsUrl"], playlist.as_str());
+    let mut ffmpeg = push(&url, 40);
+    wait_publishing(&gw, &id).await;
+    // The first segment needs a second of media.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let r = gw.http.get(&playlist).send().await.expect("playlist");
+        if r.status() == 200 {
+            break r.text().await.expect("text");
+        }
+        assert!(Instant::now() < deadline, "no playlist");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET="), "{text}");
+    assert!(text.contains("CAN-BLOCK-RELOAD=YES"), "{text}");
+    assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{text}");
+
+    // Plain HLS client: ffprobe sees H.264 640x360 and AAC 48 kHz.
+    let probe = ffprobe_streams(&playlist);
+    assert!(
+        probe.contains("codec_name=h264|width=640|height=360"),
+        "{probe}"
+    );
+    assert!(
+        probe.contains("codec_name=aac|sample_rate=48000"),
+        "{probe}"
+    );
+
+    // Blocking reload: ask for the part after the preload hint's.
+    let hint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-"))
+        .expect("hint")
+        .trim_end_matches(".m4s\"")
+        .to_owned();
+    let (msn, part) = hint.split_once('-').expect("msn-part");
+    let t0 = Instant::now();
+    let r = gw
+        .http
+        .get(format!("{playlist}?_HLS_msn={msn}&_HLS_part={part}"))
+        .send()
+        .await
+        .expect("blocking reload");
+    assert_eq!(r.status(), 200);
+    let blocked = r.text().await.expect("text");
+    assert!(
+        blocked.contains(&format!("part-{msn}-{part}.m4s")),
+        "{blocked}"
+    );
+    eprintln!("blocking reload answered after {:?}", t0.elapsed());
+    let r = gw
+        .http
+        .get(format!("{playlist}?_HLS_msn=999999"))
+        .send()
+        .await
+        .expect("far ahead");
+    assert_eq!(r.status(), 400);
+
+    // hls.js (low-latency mode) in Chromium: frames advance, right size.
+    let v = run_node(
+        &dir.join("hls.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            playlist.clone(),
+            "--seconds".into(),
+            "4".into(),
+        ],
+    )
+    .await;
+    eprintln!("hls.js: {v}");
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{v}"
+    );
+    assert!(
+        v["frames"].as_u64().unwrap_or(0) >= 30,
+        "frames did not advance: {v}"
+    );
+    assert!(
+        v["currentTimeAdvanced"].as_f64().unwrap_or(0.0) > 2.0,
+        "{v}"
+    );
+
+    // The stream ends: the playlist says so.
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = gw
+            .http
+            .get(&playlist)
+            .send()
+            .await
+            .expect("playlist")
+            .text()
+            .await
+            .expect("text");
+        if text.contains("#EXT-X-ENDLIST") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ENDLIST: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

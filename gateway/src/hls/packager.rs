@@ -383,6 +383,11 @@ impl Packager {
         }
     }
 
+    /// Whether a whole segment exists (players that ignore parts need one).
+    pub fn has_segment(&self) -> bool {
+        self.segments.iter().any(|s| s.complete)
+    }
+
     /// The next media sequence number to be created.
     pub fn next_msn(&self) -> u64 {
         self.next_msn

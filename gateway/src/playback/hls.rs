@@ -86,6 +86,9 @@ pub async fn playlist(
     if part.is_some() && msn.is_none() {
         return Err(bad("_HLS_part needs _HLS_msn"));
     }
+    // A playlist without a whole segment is useless to plain HLS clients:
+    // a stream that just started answers once its first segment is in.
+    s.wait_for(MAX_WAIT, |p| p.ended() || p.has_segment()).await;
     if let Some(msn) = msn {
         let next = s.with(|p| p.next_msn());
         if msn > next + 1 {
