@@ -82,14 +82,14 @@ pub struct Step {
     pub camgate_rss_mb: f64,
 }
 
-fn local_offer(rtc: &mut Rtc, dir: Direction) -> (String, SdpPendingOffer, Mid) {
+pub(crate) fn local_offer(rtc: &mut Rtc, dir: Direction) -> (String, SdpPendingOffer, Mid) {
     let mut api = rtc.sdp_api();
     let mid = api.add_media(MediaKind::Video, dir, None, None, None);
     let (offer, pending) = api.apply().expect("an offer");
     (offer.to_sdp_string(), pending, mid)
 }
 
-async fn new_peer() -> (Rtc, UdpSocket, SocketAddr) {
+pub(crate) async fn new_peer() -> (Rtc, UdpSocket, SocketAddr) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("udp bind");
     let addr = socket.local_addr().expect("local addr");
     let mut rtc = Rtc::builder()
@@ -101,7 +101,7 @@ async fn new_peer() -> (Rtc, UdpSocket, SocketAddr) {
 }
 
 /// POSTs an offer; returns the answer or the error text.
-async fn exchange(
+pub(crate) async fn exchange(
     gw: &Gateway,
     path: &str,
     token: Option<&str>,
@@ -117,7 +117,7 @@ async fn exchange(
 
 /// Drains a peer's output: sends datagrams, returns the next timeout.
 /// `on_event` sees every event.
-fn drain(rtc: &mut Rtc, socket: &UdpSocket, mut on_event: impl FnMut(Event)) -> Instant {
+pub(crate) fn drain(rtc: &mut Rtc, socket: &UdpSocket, mut on_event: impl FnMut(Event)) -> Instant {
     loop {
         match rtc.poll_output() {
             Ok(Output::Transmit(t)) => {

@@ -4,6 +4,7 @@
 //! `CI=true` when one is missing.
 #![deny(missing_docs)]
 
+pub mod bench_rtmp;
 pub mod bench_sfu;
 pub mod bench_transcode;
 

@@ -39,6 +39,34 @@ enum Cmd {
     /// One WHIP publisher to N WHEP subscribers (str0m peers in this
     /// process): camgate CPU per subscriber, packets/s, loss.
     Sfu(SfuCli),
+    /// RTMP → HLS / WebRTC latency and CPU per RTMP publisher, next to
+    /// nginx + libnginx-mod-rtmp.
+    RtmpHls(RtmpHlsCli),
+}
+
+#[derive(clap::Args)]
+struct RtmpHlsCli {
+    /// Concurrent publisher counts for the CPU measurement.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,20,40")]
+    publishers: Vec<usize>,
+    /// Seconds measured per step.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Seconds of latency observation.
+    #[arg(long, default_value_t = 12)]
+    latency_seconds: u64,
+    /// Bitrate of the input, kbit/s.
+    #[arg(long, default_value_t = 2000)]
+    kbps: u32,
+    /// nginx-rtmp HLS fragment length, seconds.
+    #[arg(long, default_value_t = 2)]
+    nginx_fragment: u32,
+    /// camgate binary [default: next to this one].
+    #[arg(long)]
+    camgate: Option<std::path::PathBuf>,
+    /// Core for camgate and nginx (this process takes the others).
+    #[arg(long, default_value_t = 0)]
+    pin_core: i32,
 }
 
 #[derive(clap::Args)]
@@ -381,10 +409,197 @@ fn start_pinned(camgate: Option<std::path::PathBuf>, pin_core: i32, flags: &[&st
     Gateway::start_with(binary, flags, &prefix)
 }
 
+async fn create_ingress(gw: &Gateway, room: &str) -> String {
+    let v: serde_json::Value = gw
+        .http
+        .post(format!("{}/api/v1/apps/live/ingress", gw.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "inputType": "rtmp", "room": room }))
+        .send()
+        .await
+        .expect("create ingress")
+        .json()
+        .await
+        .expect("json");
+    v["data"]["streamKey"].as_str().expect("key").to_owned()
+}
+
+fn stats(v: &[f64]) -> String {
+    use camgate_hardware_tests::bench_rtmp::median;
+    if v.is_empty() {
+        return "no samples".into();
+    }
+    let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "median {:.3} s, p10 {:.3} s, p90 {:.3} s ({} samples)",
+        median(v),
+        p(0.1),
+        p(0.9),
+        v.len()
+    )
+}
+
+/// CPU (cores) of `pids` over `secs`.
+async fn cpu_of(pids: &[u32], secs: u64) -> f64 {
+    let ticks = camgate_hardware_tests::clock_ticks_per_sec();
+    let sum = |pids: &[u32]| -> u64 {
+        pids.iter()
+            .filter_map(|p| camgate_hardware_tests::proc_cpu_ticks(*p))
+            .sum()
+    };
+    let c0 = sum(pids);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    (sum(pids) - c0) as f64 / ticks / t0.elapsed().as_secs_f64()
+}
+
+async fn rtmp_hls(a: RtmpHlsCli) {
+    use camgate_hardware_tests::bench_rtmp::{
+        Nginx, availability, make_input, publish, read_flv, watch_playlist, whep_latency,
+    };
+    let dir = std::env::temp_dir().join(format!("camgate-bench-rtmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let input = make_input(&dir, 10, a.kbps);
+    let tags = Arc::new(read_flv(&input));
+    let gw = start_pinned(a.camgate.clone(), a.pin_core, &[]);
+    let rtmp: std::net::SocketAddr = gw
+        .rtmp
+        .trim_start_matches("rtmp://")
+        .parse()
+        .expect("rtmp addr");
+    let nginx = Nginx::start(&dir, a.pin_core, a.nginx_fragment);
+    println!(
+        "camgate-bench rtmp-hls: 720p30 H.264 {} kbit/s + AAC, 1 s GOP, real-time RTMP publisher (rml_rtmp); camgate and nginx pinned to core {}",
+        a.kbps, a.pin_core
+    );
+    let window = Duration::from_secs(a.latency_seconds);
+
+    // Latency, camgate: one publisher; LL-HLS parts, segments, WebRTC.
+    let key = create_ingress(&gw, "lat").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let pubt = tokio::spawn(publish(rtmp, "live".into(), key.clone(), tags.clone(), stop.clone(), tx));
+    let t0 = rx.await.expect("camgate publish started");
+    let url = format!("{}/hls/live/live-lat/index.m3u8", gw.base);
+    let (parts, segs, rtc) = tokio::join!(
+        watch_playlist(&gw.http, &url, window, true),
+        watch_playlist(&gw.http, &url, window, false),
+        async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            whep_latency(&gw, "live-lat", t0, window - Duration::from_secs(2)).await
+        }
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = pubt.await;
+    let parts = availability(&parts, t0);
+    let segs = availability(&segs, t0);
+    println!("  camgate LL-HLS part available after last frame sent: {}", stats(&parts));
+    println!("  camgate HLS segment available after last frame sent: {}", stats(&segs));
+    println!(
+        "  camgate LL-HLS player latency ≈ PART-HOLD-BACK 1.0 s + part availability ≈ {:.2} s",
+        1.002 + camgate_hardware_tests::bench_rtmp::median(&parts)
+    );
+    println!("  camgate RTMP → WebRTC frame latency: {}", stats(&rtc));
+
+    // Latency, nginx-rtmp.
+    let mut nginx_segment = f64::NAN;
+    if let Some(n) = &nginx {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let pubt = tokio::spawn(publish(n.rtmp, "live".into(), "lat".into(), tags.clone(), stop.clone(), tx));
+        let t0 = rx.await.expect("nginx publish started");
+        let url = format!("{}/hls/lat.m3u8", n.http);
+        let segs = watch_playlist(&gw.http, &url, window + Duration::from_secs(4), false).await;
+        stop.store(true, Ordering::Relaxed);
+        let _ = pubt.await;
+        let segs = availability(&segs, t0);
+        nginx_segment = camgate_hardware_tests::bench_rtmp::median(&segs);
+        println!(
+            "  nginx-rtmp ({} s fragments) segment available after last frame sent: {}",
+            a.nginx_fragment,
+            stats(&segs)
+        );
+        println!(
+            "  nginx-rtmp standard player latency ≈ 3 × {} s + availability ≈ {:.2} s",
+            a.nginx_fragment,
+            3.0 * f64::from(a.nginx_fragment) + nginx_segment
+        );
+    } else {
+        println!("  nginx-rtmp: not installed (apt install nginx libnginx-mod-rtmp)");
+    }
+
+    // CPU per publisher.
+    let mut rows = Vec::new();
+    for &n in &a.publishers {
+        let mut keys = Vec::new();
+        for i in 0..n {
+            keys.push(create_ingress(&gw, &format!("cpu{n}x{i}")).await);
+        }
+        let run = |addr: std::net::SocketAddr, keys: Vec<String>| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let tasks: Vec<_> = keys
+                .into_iter()
+                .map(|k| {
+                    let (tx, _rx) = tokio::sync::oneshot::channel();
+                    tokio::spawn(publish(addr, "live".into(), k, tags.clone(), stop.clone(), tx))
+                })
+                .collect();
+            (stop, tasks)
+        };
+        let (stop, tasks) = run(rtmp, keys);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let cg = cpu_of(&[gw.pid()], a.seconds).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+        let ng = match &nginx {
+            Some(ng) => {
+                let keys: Vec<String> = (0..n).map(|i| format!("cpu{n}x{i}")).collect();
+                let (stop, tasks) = run(ng.rtmp, keys);
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let c = cpu_of(&ng.pids(), a.seconds).await;
+                stop.store(true, Ordering::Relaxed);
+                for t in tasks {
+                    let _ = t.await;
+                }
+                Some(c)
+            }
+            None => None,
+        };
+        println!(
+            "  {n:3} publishers: camgate {cg:.3} cores ({:.2} mcores each){}",
+            1000.0 * cg / n as f64,
+            match ng {
+                Some(c) => format!(
+                    ", nginx-rtmp {c:.3} cores ({:.2} mcores each), camgate/nginx = {:.2}",
+                    1000.0 * c / n as f64,
+                    cg / c.max(1e-9)
+                ),
+                None => String::new(),
+            }
+        );
+        rows.push(serde_json::json!({ "publishers": n, "camgateCores": cg, "nginxCores": ng }));
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "partAvailabilityMedian": camgate_hardware_tests::bench_rtmp::median(&parts),
+            "segmentAvailabilityMedian": camgate_hardware_tests::bench_rtmp::median(&segs),
+            "webrtcLatencyMedian": camgate_hardware_tests::bench_rtmp::median(&rtc),
+            "nginxSegmentAvailabilityMedian": nginx_segment,
+            "cpu": rows,
+        })
+    );
+    drop(nginx);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::main]
 async fn main() {
     match Cli::parse().cmd {
         Cmd::Mjpeg(a) => mjpeg(a).await,
+        Cmd::RtmpHls(a) => rtmp_hls(a).await,
         Cmd::Sfu(a) => {
             let gw = start_pinned(a.camgate.clone(), a.pin_core, &[]);
             camgate_hardware_tests::bench_sfu::run(
