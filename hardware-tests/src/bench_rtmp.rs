@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
-    PublishRequestType,
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,7 +71,14 @@ pub fn make_input(dir: &Path, seconds: u32, kbps: u32) -> PathBuf {
         .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+        ])
         .arg("-b:v")
         .arg(format!("{kbps}k"))
         .arg("-maxrate")
@@ -115,7 +121,9 @@ pub async fn publish(
     let mut socket = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     socket.set_nodelay(true).ok();
     let mut hs = Handshake::new(PeerType::Client);
-    let p0p1 = hs.generate_outbound_p0_and_p1().map_err(|e| format!("{e:?}"))?;
+    let p0p1 = hs
+        .generate_outbound_p0_and_p1()
+        .map_err(|e| format!("{e:?}"))?;
     socket.write_all(&p0p1).await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 64 * 1024];
     let rest = loop {
@@ -124,14 +132,18 @@ pub async fn publish(
             return Err("closed in handshake".into());
         }
         match hs.process_bytes(&buf[..n]).map_err(|e| format!("{e:?}"))? {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                socket.write_all(&response_bytes).await.map_err(|e| e.to_string())?
-            }
+            HandshakeProcessResult::InProgress { response_bytes } => socket
+                .write_all(&response_bytes)
+                .await
+                .map_err(|e| e.to_string())?,
             HandshakeProcessResult::Completed {
                 response_bytes,
                 remaining_bytes,
             } => {
-                socket.write_all(&response_bytes).await.map_err(|e| e.to_string())?;
+                socket
+                    .write_all(&response_bytes)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 break remaining_bytes;
             }
         }
@@ -140,18 +152,26 @@ pub async fn publish(
     config.tc_url = Some(format!("rtmp://{addr}/{app}"));
     let (mut session, initial) = ClientSession::new(config).map_err(|e| format!("{e:?}"))?;
     let mut events = Vec::new();
-    apply(&mut socket, initial, &mut events).await.map_err(|e| e.to_string())?;
+    apply(&mut socket, initial, &mut events)
+        .await
+        .map_err(|e| e.to_string())?;
     let r = session
         .request_connection(app.clone())
         .map_err(|e| format!("{e:?}"))?;
-    apply(&mut socket, vec![r], &mut events).await.map_err(|e| e.to_string())?;
+    apply(&mut socket, vec![r], &mut events)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut pending = rest;
     let mut asked_publish = false;
     // Connect, then publish.
     loop {
         if !pending.is_empty() {
-            let r = session.handle_input(&pending).map_err(|e| format!("{e:?}"))?;
-            apply(&mut socket, r, &mut events).await.map_err(|e| e.to_string())?;
+            let r = session
+                .handle_input(&pending)
+                .map_err(|e| format!("{e:?}"))?;
+            apply(&mut socket, r, &mut events)
+                .await
+                .map_err(|e| e.to_string())?;
             pending.clear();
         }
         let mut publishing = false;
@@ -163,7 +183,10 @@ pub async fn publish(
                         .request_publishing(key.clone(), PublishRequestType::Live)
                         .map_err(|e| format!("{e:?}"))?;
                     if let ClientSessionResult::OutboundResponse(p) = r {
-                        socket.write_all(&p.bytes).await.map_err(|e| e.to_string())?;
+                        socket
+                            .write_all(&p.bytes)
+                            .await
+                            .map_err(|e| e.to_string())?;
                     }
                 }
                 ClientSessionEvent::PublishRequestAccepted => publishing = true,
@@ -353,7 +376,8 @@ pub async fn watch_playlist(
                             out.push((part_end, now));
                         }
                     }
-                } else if !line.starts_with('#') && !line.is_empty() && seen.insert(line.to_owned()) {
+                } else if !line.starts_with('#') && !line.is_empty() && seen.insert(line.to_owned())
+                {
                     media_end += duration;
                     if !parts && record {
                         out.push((media_end, now));

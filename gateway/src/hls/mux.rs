@@ -9,9 +9,9 @@
 use camgate_protocols::flv::AacConfig;
 use camgate_protocols::h264::{NAL_AUD, NAL_PPS, NAL_SPS, nal_type, split_annex_b};
 use mp4_atom::{
-    Audio, Avc1, Avcc, Dinf, Dref, Encode, Esds, Ftyp, Hdlr, Mdat, Mdhd, Mdia, Mfhd, Minf, Moof,
-    Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak,
-    Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd, esds,
+    Audio, Avc1, Avcc, Dinf, Dref, Encode, Esds, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov,
+    Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex,
+    Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd, esds,
 };
 
 /// Video timescale (RTP's 90 kHz).
@@ -333,11 +333,18 @@ pub fn fragment(sequence: u32, video: &[Sample], audio: &[Sample]) -> Result<Vec
     }
     let mut out = Vec::with_capacity(at as usize);
     build(&offsets).encode(&mut out)?;
-    let data: Vec<u8> = tracks
+    // mdat written directly: one copy of each sample into the output.
+    let data_len: usize = tracks
         .iter()
-        .flat_map(|(_, samples)| samples.iter().flat_map(|s| s.data.iter().copied()))
-        .collect();
-    Mdat { data }.encode(&mut out)?;
+        .flat_map(|(_, samples)| samples.iter().map(|s| s.data.len()))
+        .sum();
+    out.extend_from_slice(&((data_len + 8) as u32).to_be_bytes());
+    out.extend_from_slice(b"mdat");
+    for (_, samples) in &tracks {
+        for s in *samples {
+            out.extend_from_slice(&s.data);
+        }
+    }
     Ok(out)
 }
 
@@ -398,6 +405,9 @@ mod tests {
         let mut cur = std::io::Cursor::new(&f[..]);
         let moof = Moof::decode(&mut cur).expect("moof");
         let mdat_start = cur.position() as usize;
+        let mdat = mp4_atom::Mdat::decode(&mut cur).expect("mdat");
+        assert_eq!(mdat.data.len(), 15);
+        assert_eq!(cur.position() as usize, f.len());
         assert_eq!(moof.mfhd.sequence_number, 7);
         let off_v = moof.traf[0].trun[0].data_offset.expect("offset") as usize;
         let off_a = moof.traf[1].trun[0].data_offset.expect("offset") as usize;

@@ -186,6 +186,9 @@ struct Publishing {
     next_seq: u64,
     app_id: i64,
     hls: Arc<crate::hls::Stream>,
+    /// The room's WebRTC state: packets are only made while someone
+    /// subscribes (a joining viewer waits for the next keyframe anyway).
+    room_media: Arc<crate::webrtc::RoomMedia>,
 }
 
 struct Connection {
@@ -252,8 +255,7 @@ impl Connection {
                 },
                 _ = kicked => return Err(Refusal::Kicked),
             };
-            let data = buf[..n].to_vec();
-            let r = self.input(&data).await;
+            let r = self.input(&buf[..n]).await;
             // Send what the session answered, even a refusal, before closing.
             let flushed = self.flush(&mut socket).await;
             r?;
@@ -511,8 +513,10 @@ impl Connection {
         }
         info!(peer = %self.peer, app = %app.name, room = %key.room, ingress = %ingress.id, "rtmp publishing");
         let hls = self.state.hls.open(&key);
+        let room_media = self.state.media.room(&sfu_room(&key));
         self.publishing = Some(Publishing {
             hls,
+            room_media,
             sfu_room: sfu_room(&key),
             key,
             session_id,
@@ -580,7 +584,7 @@ impl Connection {
                 p.hls.with(|h| {
                     h.push_video(i64::from(timestamp_ms), composition_ms, keyframe, &annex_b)
                 });
-                if p.attached.is_none() {
+                if p.attached.is_none() || *p.room_media.subscribers.borrow() == 0 {
                     return Ok(());
                 }
                 let pts_ms = i64::from(timestamp_ms) + i64::from(composition_ms);

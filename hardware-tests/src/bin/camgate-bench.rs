@@ -478,7 +478,14 @@ async fn rtmp_hls(a: RtmpHlsCli) {
     let key = create_ingress(&gw, "lat").await;
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let pubt = tokio::spawn(publish(rtmp, "live".into(), key.clone(), tags.clone(), stop.clone(), tx));
+    let pubt = tokio::spawn(publish(
+        rtmp,
+        "live".into(),
+        key.clone(),
+        tags.clone(),
+        stop.clone(),
+        tx,
+    ));
     let t0 = rx.await.expect("camgate publish started");
     let url = format!("{}/hls/live/live-lat/index.m3u8", gw.base);
     let (parts, segs, rtc) = tokio::join!(
@@ -493,8 +500,14 @@ async fn rtmp_hls(a: RtmpHlsCli) {
     let _ = pubt.await;
     let parts = availability(&parts, t0);
     let segs = availability(&segs, t0);
-    println!("  camgate LL-HLS part available after last frame sent: {}", stats(&parts));
-    println!("  camgate HLS segment available after last frame sent: {}", stats(&segs));
+    println!(
+        "  camgate LL-HLS part available after last frame sent: {}",
+        stats(&parts)
+    );
+    println!(
+        "  camgate HLS segment available after last frame sent: {}",
+        stats(&segs)
+    );
     println!(
         "  camgate LL-HLS player latency ≈ PART-HOLD-BACK 1.0 s + part availability ≈ {:.2} s",
         1.002 + camgate_hardware_tests::bench_rtmp::median(&parts)
@@ -506,7 +519,14 @@ async fn rtmp_hls(a: RtmpHlsCli) {
     if let Some(n) = &nginx {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let pubt = tokio::spawn(publish(n.rtmp, "live".into(), "lat".into(), tags.clone(), stop.clone(), tx));
+        let pubt = tokio::spawn(publish(
+            n.rtmp,
+            "live".into(),
+            "lat".into(),
+            tags.clone(),
+            stop.clone(),
+            tx,
+        ));
         let t0 = rx.await.expect("nginx publish started");
         let url = format!("{}/hls/lat.m3u8", n.http);
         let segs = watch_playlist(&gw.http, &url, window + Duration::from_secs(4), false).await;
@@ -541,7 +561,14 @@ async fn rtmp_hls(a: RtmpHlsCli) {
                 .into_iter()
                 .map(|k| {
                     let (tx, _rx) = tokio::sync::oneshot::channel();
-                    tokio::spawn(publish(addr, "live".into(), k, tags.clone(), stop.clone(), tx))
+                    tokio::spawn(publish(
+                        addr,
+                        "live".into(),
+                        k,
+                        tags.clone(),
+                        stop.clone(),
+                        tx,
+                    ))
                 })
                 .collect();
             (stop, tasks)
