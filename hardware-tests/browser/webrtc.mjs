@@ -8,7 +8,8 @@
 // instead of this script's player.
 // Prints one JSON line:
 // {"published":bool,"frames":n,"width":w,"height":h,"firstFrameMs":ms,
-//  "audioTracks":n,"videoCodec":"…","state":"…"}
+//  "audioTracks":n,"videoCodec":"…","state":"…","audioCodec":"…",
+//  "audioPackets":n,"audioEnergy":x}
 import { chromium } from 'playwright-core';
 
 const args = process.argv.slice(2);
@@ -107,11 +108,19 @@ try {
         setTimeout(resolve, 20000);
       });
       const stats = await pc.getStats();
-      let codec = null;
-      stats.forEach((s) => { if (s.type === 'codec' && s.mimeType && s.mimeType.startsWith('video/')) codec = s.mimeType; });
+      let codec = null, audioCodec = null, audioPackets = 0, audioEnergy = 0;
+      stats.forEach((s) => {
+        if (s.type === 'codec' && s.mimeType && s.mimeType.startsWith('video/')) codec = s.mimeType;
+        if (s.type === 'codec' && s.mimeType && s.mimeType.startsWith('audio/')) audioCodec = s.mimeType;
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+          audioPackets = s.packetsReceived || 0;
+          audioEnergy = s.totalAudioEnergy || 0;
+        }
+      });
       return {
         status: 201, frames: n, width: v.videoWidth, height: v.videoHeight, firstFrameMs: first,
         audioTracks: ms.getAudioTracks().length, videoCodec: codec, state: pc.connectionState,
+        audioCodec, audioPackets, audioEnergy,
         location: res.headers.get('Location'),
       };
     }, { ...whep, seconds });

@@ -1,6 +1,6 @@
 //! RTMP ingest end to end: Debian's ffmpeg pushes `testsrc2` + `sine` over
-//! RTMP; the ingress API shows it live; Chromium plays it over WHEP
-//! (H.264 passthrough). Bad input: wrong key, unknown app, garbage after the
+//! RTMP; the ingress API shows it live; Chromium plays it over WHEP (H.264
+//! passthrough, AAC → Opus) and as HLS with hls.js; ffprobe reads the HLS. Bad input: wrong key, unknown app, garbage after the
 //! handshake, the same key twice, deleting a live ingress, a publisher
 //! killed mid-GOP — each refused or recovered, logged, nothing else
 //! affected.
@@ -140,6 +140,12 @@ async fn ffmpeg_pushes_rtmp_and_chromium_plays_it_over_whep() {
     assert!(
         v["frames"].as_u64().unwrap_or(0) >= 20,
         "frames did not advance: {v}"
+    );
+    // Sound: the AAC arrived as Opus, ~50 packets a second.
+    assert_eq!(v["audioCodec"], "audio/opus", "{v}");
+    assert!(
+        v["audioPackets"].as_u64().unwrap_or(0) >= 50,
+        "no audio: {v}"
     );
     let (_, row) = ingress_row(&gw, &id).await;
     assert!(

@@ -181,6 +181,9 @@ pub enum SourceCodec {
     /// H.264, packetization-mode 1, of the given `profile-level-id` (from
     /// the stream's SPS, e.g. an RTMP encoder's High profile 64001f).
     H264(u32),
+    /// Opus, 48 kHz stereo: the audio track next to an external video
+    /// source (see [`Sfu::attach_source`]).
+    Opus,
 }
 
 impl SourceCodec {
@@ -188,6 +191,18 @@ impl SourceCodec {
         let profile_level_id = match self {
             SourceCodec::H264ConstrainedBaseline => 0x42e01f,
             SourceCodec::H264(id) => id,
+            SourceCodec::Opus => {
+                return CodecSpec {
+                    codec: Codec::Opus,
+                    clock_rate: Frequency::FORTY_EIGHT_KHZ,
+                    channels: Some(2),
+                    format: FormatParams {
+                        min_p_time: Some(10),
+                        use_inband_fec: Some(true),
+                        ..FormatParams::default()
+                    },
+                };
+            }
         };
         CodecSpec {
             codec: Codec::H264,
@@ -295,6 +310,8 @@ struct Room {
     depacketizer: camgate_protocols::h264::Depacketizer,
     /// The publisher's latest H.264 keyframe (Annex B) and when it arrived.
     keyframe: Option<(Instant, Arc<[u8]>)>,
+    /// The audio track of an external source.
+    external_audio: Option<CodecSpec>,
 }
 
 /// The SFU engine. See the module docs.
@@ -479,6 +496,15 @@ impl Sfu {
     /// room's publisher.
     pub fn attach_source(&mut self, room: &str, codec: SourceCodec) -> Result<(), SfuError> {
         let r = self.rooms.entry(room.to_owned()).or_default();
+        if codec == SourceCodec::Opus {
+            // Audio joins the room's external video source.
+            if !matches!(r.source, Some(Source::External(_))) {
+                return Err(SfuError::RoomFull(room.to_owned()));
+            }
+            r.external_audio = Some(codec.spec());
+            debug!(room, "external audio attached");
+            return Ok(());
+        }
         if r.source.is_some() {
             return Err(SfuError::RoomFull(room.to_owned()));
         }
@@ -501,6 +527,7 @@ impl Sfu {
             && matches!(r.source, Some(Source::External(_)))
         {
             r.source = None;
+            r.external_audio = None;
             debug!(room, "external source detached");
         }
         self.gc_room(room);
@@ -554,6 +581,33 @@ impl Sfu {
             self.request_keyframe(now, room);
         }
         cached
+    }
+
+    /// Forwards an external source's audio packets (see
+    /// [`SourceCodec::Opus`]) to the room's subscribers.
+    pub fn write_source_audio(&mut self, now: Instant, room: &str, packets: &[SourcePacket]) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let (Some(Source::External(_)), Some(spec)) = (&r.source, r.external_audio) else {
+            return;
+        };
+        let epoch = r.epoch;
+        for p in packets {
+            self.stats.packets_in += 1;
+            let fwd = Forward {
+                kind: MediaKind::Audio,
+                spec: &spec,
+                epoch,
+                seq: p.seq,
+                time: p.time,
+                marker: p.marker,
+                keyframe: true,
+                payload: &p.payload,
+            };
+            self.forward(now, room, &fwd);
+        }
+        self.mark_unflushed(now, room);
     }
 
     /// Sends a data channel message to every participant of a room.

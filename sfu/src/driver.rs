@@ -39,6 +39,7 @@ enum Command {
     Attach(String, SourceCodec, oneshot::Sender<Result<(), SfuError>>),
     Detach(String),
     Source(String, Vec<SourcePacket>),
+    SourceAudio(String, Vec<SourcePacket>),
     Data(String, Vec<u8>, bool),
     Stats(oneshot::Sender<SfuStats>),
     Keyframe(
@@ -144,6 +145,18 @@ impl SfuHandle {
     ) -> Result<(), Stopped> {
         self.tx
             .send(Command::Source(room.to_owned(), packets))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// Feeds Opus packets of a room's external source's audio track.
+    pub async fn write_source_audio(
+        &self,
+        room: &str,
+        packets: Vec<SourcePacket>,
+    ) -> Result<(), Stopped> {
+        self.tx
+            .send(Command::SourceAudio(room.to_owned(), packets))
             .await
             .map_err(|_| Stopped)
     }
@@ -340,6 +353,7 @@ fn handle(sfu: &mut Sfu, cmd: Command) {
         }
         Command::Detach(room) => sfu.detach_source(&room),
         Command::Source(room, packets) => sfu.write_source(now, &room, &packets),
+        Command::SourceAudio(room, packets) => sfu.write_source_audio(now, &room, &packets),
         Command::Data(room, payload, binary) => sfu.send_data(now, &room, &payload, binary),
         Command::Stats(reply) => {
             let _ = reply.send(sfu.stats());

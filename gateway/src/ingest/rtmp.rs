@@ -189,6 +189,9 @@ struct Publishing {
     /// The room's WebRTC state: packets are only made while someone
     /// subscribes (a joining viewer waits for the next keyframe anyway).
     room_media: Arc<crate::webrtc::RoomMedia>,
+    /// AAC → Opus for WebRTC viewers, once the AAC config is known.
+    opus: Option<crate::transcode::aac_opus::AacToOpus>,
+    audio_attached: bool,
 }
 
 struct Connection {
@@ -235,9 +238,10 @@ impl Connection {
         self.flush(&mut socket).await?;
         let publish_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         loop {
-            let kicked = async {
-                match &self.publishing {
-                    Some(p) => p.live.stop.notified().await,
+            let live = self.publishing.as_ref().map(|p| p.live.clone());
+            let kicked = async move {
+                match live {
+                    Some(l) => l.stop.notified().await,
                     None => std::future::pending().await,
                 }
             };
@@ -301,14 +305,9 @@ impl Connection {
             }
         }
         if !media.is_empty()
-            && let Some(p) = &self.publishing
+            && let Some(room) = self.publishing.as_ref().map(|p| p.sfu_room.clone())
         {
-            let _ = self
-                .state
-                .media
-                .sfu()
-                .write_source(&p.sfu_room, media)
-                .await;
+            let _ = self.state.media.sfu().write_source(&room, media).await;
         }
         Ok(())
     }
@@ -373,14 +372,17 @@ impl Connection {
                     return Ok(Vec::new());
                 };
                 p.live.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                // AAC goes to HLS as it is (WebRTC needs Opus: not yet).
+                // AAC goes to HLS as it is, and to WebRTC viewers as Opus.
                 match flv::parse_audio(&data) {
                     Ok(flv::AudioTag::Config(c)) => {
-                        p.hls.with(|h| h.set_audio(c));
+                        p.hls.with(|h| h.set_audio(c.clone()));
+                        self.audio_config(&c).await;
                         Ok(Vec::new())
                     }
                     Ok(flv::AudioTag::Frame(f)) => {
-                        p.hls.with(|h| h.push_audio(i64::from(timestamp.value), &f));
+                        let dts = i64::from(timestamp.value);
+                        p.hls.with(|h| h.push_audio(dts, &f));
+                        self.audio_frame(dts, &f).await;
                         Ok(Vec::new())
                     }
                     Err(FlvError::UnsupportedCodec(c)) => {
@@ -517,6 +519,8 @@ impl Connection {
         self.publishing = Some(Publishing {
             hls,
             room_media,
+            opus: None,
+            audio_attached: false,
             sfu_room: sfu_room(&key),
             key,
             session_id,
@@ -573,6 +577,9 @@ impl Connection {
                         .attach_source(&p.sfu_room, SourceCodec::H264(profile))
                         .await;
                     p.attached = Some(profile);
+                    // Re-attaching video dropped the audio track with it.
+                    p.audio_attached = false;
+                    Self::attach_audio(&self.state, p).await;
                 }
             }
             VideoTag::Frame {
@@ -606,6 +613,56 @@ impl Connection {
             VideoTag::Skip => {}
         }
         Ok(())
+    }
+
+    /// A new AAC configuration: a new AAC → Opus converter, and the room's
+    /// audio track once its video track exists.
+    async fn audio_config(&mut self, config: &flv::AacConfig) {
+        let peer = self.peer;
+        let Some(p) = self.publishing.as_mut() else {
+            return;
+        };
+        match crate::transcode::aac_opus::AacToOpus::new(config) {
+            Ok(t) => p.opus = Some(t),
+            Err(e) => {
+                warn!(%peer, error = %e, "no audio for WebRTC viewers");
+                p.opus = None;
+            }
+        }
+        Self::attach_audio(&self.state, p).await;
+    }
+
+    async fn attach_audio(state: &SharedState, p: &mut Publishing) {
+        if p.attached.is_some() && p.opus.is_some() && !p.audio_attached {
+            p.audio_attached = state
+                .media
+                .sfu()
+                .attach_source(&p.sfu_room, SourceCodec::Opus)
+                .await
+                .is_ok_and(|r| r.is_ok());
+        }
+    }
+
+    /// One AAC frame for WebRTC viewers (only while someone subscribes).
+    async fn audio_frame(&mut self, dts_ms: i64, frame: &[u8]) {
+        let Some(p) = self.publishing.as_mut() else {
+            return;
+        };
+        if !p.audio_attached || *p.room_media.subscribers.borrow() == 0 {
+            return;
+        }
+        let Some(t) = p.opus.as_mut() else {
+            return;
+        };
+        let packets = t.push(dts_ms, frame);
+        if !packets.is_empty() {
+            let _ = self
+                .state
+                .media
+                .sfu()
+                .write_source_audio(&p.sfu_room, packets)
+                .await;
+        }
     }
 
     async fn stop_publishing(&mut self) {

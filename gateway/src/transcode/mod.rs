@@ -2,10 +2,12 @@
 //! that needs them arrives and stop after the last one leaves.
 //!
 //! * [`jpeg_h264`]: MJPEG cameras → H.264 RTP for WebRTC viewers.
+//! * [`aac_opus`]: AAC → Opus for WebRTC viewers of RTMP streams.
 //! * [`h264_jpeg`]: one H.264 keyframe → JPEG (`frame.jpg` of WHIP streams).
 //! * [`camera`]: the task that runs one camera's transcoder while WebRTC
 //!   subscribers watch it.
 
+pub mod aac_opus;
 pub mod camera;
 pub mod h264_jpeg;
 pub mod jpeg_h264;
