@@ -15,6 +15,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod guard;
 pub mod hls;
 pub mod hub;
 pub mod ingest;

@@ -144,6 +144,19 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    // A panic is a bug; it is logged as one line where the logs go (not a
+    // multi-line dump on stderr), with where it happened. The task that
+    // panicked ends; tokio keeps the server running.
+    std::panic::set_hook(Box::new(|info| {
+        if camgate::guard::expected() {
+            return;
+        }
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%at, panic = %info.payload_as_str().unwrap_or("(non-string payload)"), "panic");
+    }));
     let Command::Serve(args) = Cli::parse().command;
     let admin_token = std::env::var("CAMGATE_ADMIN_TOKEN")
         .ok()

@@ -84,6 +84,24 @@ async fn wait_publishing(gw: &Gateway, id: &str) -> serde_json::Value {
     }
 }
 
+/// Completes an RTMP handshake on a raw socket, sends `bytes`, and waits
+/// until the server closes the connection (it must, within the idle
+/// timeout at the latest).
+fn raw_rtmp(addr: &str, bytes: &[u8]) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(35))).ok();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend((0..1536u32).map(|i| (i * 7) as u8));
+    s.write_all(&c0c1).expect("c0c1");
+    let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
+    s.read_exact(&mut s0s1s2).expect("s0s1s2");
+    s.write_all(&s0s1s2[1..1537]).expect("c2");
+    let _ = s.write_all(bytes);
+    let mut rest = Vec::new();
+    let r = s.read_to_end(&mut rest);
+    assert!(r.is_ok(), "server did not close: {r:?}");
+}
+
 fn count(log: &str, needle: &str) -> usize {
     log.matches(needle).count()
 }
@@ -174,27 +192,31 @@ async fn bad_rtmp_input_is_refused_and_nothing_else_is_affected() {
     let s = wait_exit(&mut no_app, Duration::from_secs(10)).expect("unknown app refused");
     assert!(!s.success());
 
-    // Garbage after a valid handshake.
-    let addr = gw.rtmp.trim_start_matches("rtmp://").to_owned();
-    let garbage = tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        let mut c0c1 = vec![3u8];
-        c0c1.extend((0..1536u32).map(|i| (i * 7) as u8));
-        s.write_all(&c0c1).expect("c0c1");
-        let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
-        s.read_exact(&mut s0s1s2).expect("s0s1s2");
-        // C2 echoes S1.
-        s.write_all(&s0s1s2[1..1537]).expect("c2");
-        let _ = s.write_all(&[0xffu8; 8192]);
-        // The server closes the connection.
-        let mut rest = Vec::new();
-        let _ = s.read_to_end(&mut rest);
-    });
-    tokio::time::timeout(Duration::from_secs(10), garbage)
-        .await
-        .expect("server closed the garbage connection")
-        .expect("garbage task");
+    // Garbage after a valid handshake; a chunk size of 2^31-1 with a 16 MB
+    // message cut short; a message header changing mid-message (rml_rtmp's
+    // chunk reader would panic on it). Each connection is closed.
+    let chunk = |csid: u8, len: u32, kind: u8| {
+        let mut h = vec![csid, 0, 0, 0];
+        h.extend_from_slice(&len.to_be_bytes()[1..]);
+        h.extend_from_slice(&[kind, 1, 0, 0, 0]);
+        h
+    };
+    let mut huge = chunk(2, 4, 1);
+    huge.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    huge.extend(chunk(6, 0xff_ffff, 9));
+    huge.extend_from_slice(&[0x17; 4096]);
+    let mut mid = chunk(6, 4096, 9);
+    mid.extend_from_slice(&[0x17; 128]);
+    mid.extend(chunk(6, 16, 9));
+    mid.extend_from_slice(&[0x17; 16]);
+    for bytes in [vec![0xffu8; 8192], huge, mid] {
+        let addr = gw.rtmp.trim_start_matches("rtmp://").to_owned();
+        let raw = tokio::task::spawn_blocking(move || raw_rtmp(&addr, &bytes));
+        tokio::time::timeout(Duration::from_secs(40), raw)
+            .await
+            .expect("server closed the bad connection")
+            .expect("raw task");
+    }
 
     // None of that touched the good stream.
     let (_, row) = ingress_row(&gw, &good_id).await;

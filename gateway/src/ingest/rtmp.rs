@@ -285,8 +285,11 @@ impl Connection {
         let Some(session) = self.session.as_mut() else {
             return Ok(());
         };
-        let results = session
-            .handle_input(data)
+        // rml_rtmp's chunk reader panics on some malformed chunk streams
+        // (a message header changing mid-message underflows a length): such
+        // a connection is refused like any other protocol error.
+        let results = crate::guard::catch(|| session.handle_input(data))
+            .map_err(|_| Refusal::Protocol("malformed chunk stream".into()))?
             .map_err(|e| Refusal::Protocol(e.to_string()))?;
         self.apply(results).await
     }
