@@ -1,7 +1,7 @@
 //! Containing panics of third-party parsers.
 //!
 //! [`catch`] runs a parser that may panic on hostile input (see its callers)
-//! and turns a panic into an error; the process-wide panic hook asks
+//! and turns a panic into `None`; the process-wide panic hook asks
 //! [`expected`] and stays silent for such contained panics, so a malformed
 //! input is logged once, by its caller, as a refusal.
 
@@ -12,10 +12,10 @@ thread_local! {
     static CONTAINED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `f`; a panic inside becomes `Err(())`.
-pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, ()> {
+/// Runs `f`; a panic inside becomes `None`.
+pub fn catch<R>(f: impl FnOnce() -> R) -> Option<R> {
     CONTAINED.with(|c| c.set(true));
-    let r = catch_unwind(AssertUnwindSafe(f)).map_err(|_| ());
+    let r = catch_unwind(AssertUnwindSafe(f)).ok();
     CONTAINED.with(|c| c.set(false));
     r
 }
@@ -31,8 +31,8 @@ mod tests {
     #[test]
     fn a_contained_panic_is_an_error() {
         let v: Vec<u8> = Vec::new();
-        assert!(super::catch(|| v[3]).is_err());
-        assert_eq!(super::catch(|| 7), Ok(7));
+        assert!(super::catch(|| v[3]).is_none());
+        assert_eq!(super::catch(|| 7), Some(7));
         assert!(!super::expected());
     }
 }

@@ -289,7 +289,7 @@ impl Connection {
         // (a message header changing mid-message underflows a length): such
         // a connection is refused like any other protocol error.
         let results = crate::guard::catch(|| session.handle_input(data))
-            .map_err(|_| Refusal::Protocol("malformed chunk stream".into()))?
+            .ok_or_else(|| Refusal::Protocol("malformed chunk stream".into()))?
             .map_err(|e| Refusal::Protocol(e.to_string()))?;
         self.apply(results).await
     }
