@@ -324,6 +324,12 @@ async fn rtmp_stream_plays_as_hls_in_ffprobe_and_in_chromium_with_hls_js() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(text.contains("#EXT-X-PART-INF:PART-TARGET="), "{text}");
+    // The public live info names it, with the stream's type.
+    let (_, live) = gw
+        .get_public_json("/api/v1/apps/live/ws-ingest/live/hls")
+        .await;
+    assert_eq!(live["data"]["type"], "rtmp", "{live}");
+    assert_eq!(live["data"]["hlsUrl"], playlist.as_str(), "{live}");
     assert!(text.contains("CAN-BLOCK-RELOAD=YES"), "{text}");
     assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{text}");
 

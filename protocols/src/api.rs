@@ -143,6 +143,9 @@ pub struct LiveInfo {
     /// camgate extension: the WHEP endpoint, when live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub whep_url: Option<String>,
+    /// The HLS playlist, when the stream has one (RTMP streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hls_url: Option<String>,
 }
 
 /// Why a name was refused.

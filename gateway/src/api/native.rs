@@ -155,6 +155,17 @@ async fn live_info(
         room: room.clone(),
     };
     let publisher = state.hub.get(&key).and_then(|r| r.publisher());
+    let hls_url = state
+        .hls
+        .get(&key)
+        .filter(|s| !s.with(|p| p.ended()))
+        .map(|_| {
+            format!(
+                "{}{}",
+                state.public_base,
+                camgate_protocols::api::hls_path(&app.name, &room)
+            )
+        });
     let info = if let Some(kind) = publisher {
         let Urls { mjpeg, frame, .. } = state.urls(&app.name, &room);
         // MJPEG output exists for JPEG sources (H.264 → MJPEG is not built
@@ -171,6 +182,7 @@ async fn live_info(
             )),
             room,
             mjpeg_url: jpeg.then_some(mjpeg),
+            hls_url,
             // frame.jpg also works for WHIP: a snapshot of its keyframe.
             frame_url: (jpeg || kind == camgate_sfu::SourceKind::Whip).then_some(frame),
         }
@@ -183,6 +195,7 @@ async fn live_info(
             frame_url: None,
             ws_url: None,
             whep_url: None,
+            hls_url: None,
         }
     };
     Ok(ok(info))
