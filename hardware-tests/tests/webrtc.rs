@@ -52,6 +52,32 @@ async fn chromium_publishes_over_whip_and_another_page_plays_over_whep() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (ct, jpeg) = snapshot.expect("frame.jpg of the WHIP stream");
+    // And HLS of its H.264 (camgate asks Chromium for keyframes so that
+    // segments close): ffprobe reads it.
+    let playlist = format!("{}/hls/live/live-demo/index.m3u8", gw.base);
+    let mut probed = String::new();
+    for _ in 0..40 {
+        let r = gw.http.get(&playlist).send().await.expect("playlist");
+        if r.status() == 200 {
+            let out = std::process::Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-show_entries",
+                    "stream=codec_name,width,height",
+                ])
+                .args(["-of", "compact=p=0", &playlist])
+                .output()
+                .expect("ffprobe");
+            probed = String::from_utf8_lossy(&out.stdout).into_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        probed.contains("codec_name=h264|width=640|height=480"),
+        "HLS of the WHIP stream: {probed:?}"
+    );
     assert_eq!(ct, "image/jpeg");
     let mut d = jpeg_decoder::Decoder::new(&jpeg[..]);
     d.decode().expect("a decodable JPEG");

@@ -214,6 +214,163 @@ pub fn access_unit_is_keyframe(access_unit: &[u8]) -> bool {
     split_annex_b(access_unit).any(|n| nal_type(n[0]) == NAL_IDR)
 }
 
+/// What a sequence parameter set says about the picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpsInfo {
+    /// `profile_idc`.
+    pub profile: u8,
+    /// `level_idc`.
+    pub level: u8,
+    /// Displayed width (after cropping), pixels.
+    pub width: u32,
+    /// Displayed height (after cropping), pixels.
+    pub height: u32,
+}
+
+/// Reads bits MSB first from an RBSP (emulation prevention removed).
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bits<'_> {
+    fn bit(&mut self) -> Option<u32> {
+        let byte = *self.data.get(self.pos / 8)?;
+        let b = (byte >> (7 - self.pos % 8)) & 1;
+        self.pos += 1;
+        Some(u32::from(b))
+    }
+
+    fn bits(&mut self, n: u32) -> Option<u32> {
+        (0..n).try_fold(0u32, |acc, _| Some((acc << 1) | self.bit()?))
+    }
+
+    /// Unsigned Exp-Golomb.
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        Some((1u32 << zeros) - 1 + self.bits(zeros)?)
+    }
+
+    /// Signed Exp-Golomb.
+    fn se(&mut self) -> Option<i32> {
+        let k = self.ue()?;
+        let v = k.div_ceil(2) as i32;
+        Some(if k % 2 == 0 { -v } else { v })
+    }
+}
+
+/// Parses the picture size out of an SPS NAL unit (with its header byte),
+/// or `None` when it is malformed or of a kind camgate does not read.
+pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
+    if nal.first().map(|h| nal_type(*h)) != Some(NAL_SPS) || nal.len() < 4 {
+        return None;
+    }
+    // Remove emulation prevention bytes (00 00 03 → 00 00).
+    let mut rbsp = Vec::with_capacity(nal.len());
+    let mut zeros = 0;
+    for &b in &nal[1..] {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        rbsp.push(b);
+    }
+    let mut r = Bits {
+        data: &rbsp,
+        pos: 0,
+    };
+    let profile = r.bits(8)? as u8;
+    r.bits(8)?; // constraint flags
+    let level = r.bits(8)? as u8;
+    r.ue()?; // seq_parameter_set_id
+    let mut chroma_format = 1;
+    if matches!(
+        profile,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        chroma_format = r.ue()?;
+        if chroma_format == 3 {
+            r.bit()?; // separate_colour_plane_flag
+        }
+        r.ue()?; // bit_depth_luma_minus8
+        r.ue()?; // bit_depth_chroma_minus8
+        r.bit()?; // qpprime_y_zero_transform_bypass_flag
+        if r.bit()? == 1 {
+            let lists = if chroma_format == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if r.bit()? == 1 {
+                    let size = if i < 6 { 16 } else { 64 };
+                    let (mut last, mut next) = (8i32, 8i32);
+                    for _ in 0..size {
+                        if next != 0 {
+                            next = (last + r.se()? + 256) % 256;
+                        }
+                        last = if next == 0 { last } else { next };
+                    }
+                }
+            }
+        }
+    }
+    r.ue()?; // log2_max_frame_num_minus4
+    match r.ue()? {
+        0 => {
+            r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+        }
+        1 => {
+            r.bit()?;
+            r.se()?;
+            r.se()?;
+            let n = r.ue()?;
+            if n > 255 {
+                return None;
+            }
+            for _ in 0..n {
+                r.se()?;
+            }
+        }
+        _ => {}
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bit()?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = r.ue()?.checked_add(1)?;
+    let height_units = r.ue()?.checked_add(1)?;
+    let frame_mbs_only = r.bit()?;
+    if frame_mbs_only == 0 {
+        r.bit()?; // mb_adaptive_frame_field_flag
+    }
+    r.bit()?; // direct_8x8_inference_flag
+    let (mut cl, mut cr, mut ct, mut cb) = (0, 0, 0, 0);
+    if r.bit()? == 1 {
+        cl = r.ue()?;
+        cr = r.ue()?;
+        ct = r.ue()?;
+        cb = r.ue()?;
+    }
+    let (sub_w, sub_h) = match chroma_format {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    };
+    let crop_x = if chroma_format == 0 { 1 } else { sub_w };
+    let crop_y = (2 - frame_mbs_only) * if chroma_format == 0 { 1 } else { sub_h };
+    let width = (width_mbs.checked_mul(16)?).checked_sub(crop_x * (cl.checked_add(cr)?))?;
+    let height = ((2 - frame_mbs_only) * height_units.checked_mul(16)?)
+        .checked_sub(crop_y * (ct.checked_add(cb)?))?;
+    (width > 0 && height > 0 && width <= 16384 && height <= 16384).then_some(SpsInfo {
+        profile,
+        level,
+        width,
+        height,
+    })
+}
+
 /// Largest access unit the [`Depacketizer`] assembles; bigger pictures are
 /// dropped (a 4K IDR at high quality is well under this).
 pub const MAX_ACCESS_UNIT: usize = 4 * 1024 * 1024;
@@ -530,5 +687,28 @@ mod tests {
         assert!(d.push(7, 2, false, &[0x65, 1, 2]).is_none());
         let au = d.push(8, 3, false, &[0x41, 3]);
         assert_eq!(au.as_deref(), Some(&[0, 0, 0, 1, 0x65, 1, 2][..]));
+    }
+
+    #[test]
+    fn sps_sizes_with_and_without_cropping() {
+        // x264 High profile 1280x720 (cropped from 1280x720: no crop).
+        let hd = [
+            0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00,
+            0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60,
+        ];
+        let info = parse_sps(&hd).expect("hd sps");
+        assert_eq!((info.width, info.height, info.profile), (1280, 720, 100));
+        // Baseline 1920x1080 (1088 coded, cropped by 8).
+        let fhd = [
+            0x67, 0x42, 0xc0, 0x28, 0xda, 0x01, 0xe0, 0x08, 0x9f, 0x96, 0x10, 0x00, 0x00, 0x03,
+            0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc8, 0xf1, 0x83, 0x2a,
+        ];
+        let info = parse_sps(&fhd).expect("fhd sps");
+        assert_eq!((info.width, info.height), (1920, 1080));
+        // Every truncation: None or a value, never a panic.
+        for i in 0..hd.len() {
+            let _ = parse_sps(&hd[..i]);
+        }
+        assert!(parse_sps(&[0x68, 1, 2, 3]).is_none());
     }
 }

@@ -159,6 +159,18 @@ pub enum SfuEvent {
         /// Whether it was sent as binary (else UTF-8 text).
         binary: bool,
     },
+    /// A WebRTC publisher's whole H.264 access unit (pictures that lost a
+    /// packet are not reported), for HLS.
+    AccessUnit {
+        /// The room.
+        room: String,
+        /// Its RTP timestamp (90 kHz).
+        time: u32,
+        /// Holds an IDR slice.
+        keyframe: bool,
+        /// Annex B.
+        access_unit: Arc<[u8]>,
+    },
 }
 
 /// What [`Sfu::poll_output`] yields.
@@ -817,9 +829,18 @@ impl Sfu {
                         pkt.header.marker,
                         &pkt.payload,
                     )
-                    && camgate_protocols::h264::access_unit_is_keyframe(&au)
                 {
-                    r.keyframe = Some((now, au.into()));
+                    let au: Arc<[u8]> = au.into();
+                    let is_key = camgate_protocols::h264::access_unit_is_keyframe(&au);
+                    if is_key {
+                        r.keyframe = Some((now, au.clone()));
+                    }
+                    self.out.push_back(Output::Event(SfuEvent::AccessUnit {
+                        room: room.clone(),
+                        time: pkt.header.timestamp,
+                        keyframe: is_key,
+                        access_unit: au,
+                    }));
                 }
                 let fwd = Forward {
                     kind,

@@ -27,6 +27,9 @@ pub const KEEP_ENDED: Duration = Duration::from_secs(60);
 pub struct Stream {
     packager: Mutex<Packager>,
     changed: watch::Sender<u64>,
+    /// When a keyframe was last asked of a WebRTC publisher for this
+    /// stream (segments can only end on keyframes).
+    pub keyframe_asked: Mutex<Option<std::time::Instant>>,
 }
 
 impl Stream {
@@ -34,6 +37,7 @@ impl Stream {
         Stream {
             packager: Mutex::new(Packager::new()),
             changed: watch::channel(0).0,
+            keyframe_asked: Mutex::new(None),
         }
     }
 

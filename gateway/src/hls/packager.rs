@@ -288,7 +288,8 @@ impl Packager {
             / f64::from(VIDEO_TIMESCALE)
     }
 
-    fn open_segment_secs(&self) -> f64 {
+    /// Seconds of media in the open (unfinished) segment.
+    pub fn open_segment_secs(&self) -> f64 {
         let done = self
             .segments
             .back()

@@ -338,6 +338,12 @@ mod tests {
         let (w, h) = t.decode(&test_jpeg(161, 121, 0)).expect("decode");
         assert_eq!((w, h), (160, 120));
         let au = t.encode(w, h).expect("encode");
+        // The SPS reader agrees with the encoder about the size.
+        let sps = split_annex_b(&au)
+            .find(|n| nal_type(n[0]) == NAL_SPS)
+            .and_then(camgate_protocols::h264::parse_sps)
+            .expect("sps parses");
+        assert_eq!((sps.width, sps.height), (160, 120));
         let kinds: Vec<u8> = split_annex_b(&au).map(|n| nal_type(n[0])).collect();
         assert!(
             kinds.contains(&NAL_SPS) && kinds.contains(&NAL_IDR),

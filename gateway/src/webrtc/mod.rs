@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use camgate_sfu::core::{Join, PeerId, Role, SfuError, SfuEvent};
 use camgate_sfu::{SfuHandle, SourceKind};
@@ -197,6 +198,8 @@ impl Media {
             })
             .await
             .map_err(|_| MediaError::Unavailable)??;
+        // HLS of the publisher's H.264 (video only: its Opus is not muxed).
+        state.hls.open(&key);
         let stream_id = format!("{}/{}", key.room, who.identity);
         if let Err(e) = state
             .db
@@ -359,18 +362,78 @@ impl Media {
                     if let Some((id, s)) = ended
                         && s.role == Role::Publisher
                     {
+                        if let Some(stream) = state.hls.get(&s.key) {
+                            state.hls.close(&s.key, &stream);
+                        }
                         let stream_id = format!("{}/{}", s.key.room, s.identity);
                         if let Err(e) = state.db.stream_ended(s.app_id, &stream_id, &id).await {
                             warn!(error = %e, "could not record stream end");
                         }
                     }
                 }
+                SfuEvent::AccessUnit {
+                    room,
+                    time,
+                    keyframe,
+                    access_unit,
+                } => hls_access_unit(&state, &room, time, keyframe, &access_unit),
                 SfuEvent::Connected { .. } | SfuEvent::Data { .. } => {}
                 _ => {}
             }
         }
     }
 }
+
+/// Feeds a WebRTC publisher's access unit to its room's HLS stream; a
+/// keyframe's SPS/PPS (re)configure it.
+fn hls_access_unit(state: &AppState, sfu_room: &str, time: u32, keyframe: bool, au: &[u8]) {
+    use camgate_protocols::h264::{NAL_PPS, NAL_SPS, nal_type, parse_sps, split_annex_b};
+    let Some((app, room)) = sfu_room.split_once('/') else {
+        return;
+    };
+    let key = RoomKey {
+        app: app.to_owned(),
+        room: room.to_owned(),
+    };
+    let Some(stream) = state.hls.get(&key) else {
+        return;
+    };
+    stream.with(|p| {
+        if keyframe {
+            let sps = split_annex_b(au).find(|n| nal_type(n[0]) == NAL_SPS);
+            let pps = split_annex_b(au).find(|n| nal_type(n[0]) == NAL_PPS);
+            if let (Some(sps), Some(pps)) = (sps, pps)
+                && let Some(info) = parse_sps(sps)
+            {
+                p.set_video(crate::hls::mux::VideoParams {
+                    width: info.width.min(65535) as u16,
+                    height: info.height.min(65535) as u16,
+                    sps: sps.to_vec(),
+                    pps: pps.to_vec(),
+                });
+            }
+        }
+        p.push_video(i64::from(time / 90), 0, keyframe, au);
+    });
+    // WebRTC publishers send keyframes only when asked: ask once a segment
+    // has run for two seconds, at most once a second.
+    let long = stream.with(|p| p.open_segment_secs()) >= HLS_SEGMENT_TARGET_SECS;
+    let mut asked = stream
+        .keyframe_asked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if long && asked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        *asked = Some(std::time::Instant::now());
+        let sfu = state.media.sfu().clone();
+        let room = sfu_room.to_owned();
+        tokio::spawn(async move {
+            let _ = sfu.keyframe(&room, Duration::ZERO).await;
+        });
+    }
+}
+
+/// Segment length HLS aims for with WebRTC publishers (keyframe requests).
+const HLS_SEGMENT_TARGET_SECS: f64 = 2.0;
 
 /// The SFU's name for a room: app and namespaced room, so two apps whose
 /// room prefixes collide never share media.
