@@ -358,6 +358,22 @@ impl Gateway {
         (status, v["data"].clone())
     }
 
+    /// Creates an RTMP ingress for `room` in app `live`; returns the `data`
+    /// object (with the stream key, shown once).
+    pub async fn create_ingress(&self, room: &str) -> serde_json::Value {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/apps/live/ingress", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({ "inputType": "rtmp", "room": room }))
+            .send()
+            .await
+            .expect("create ingress");
+        assert_eq!(r.status(), 201);
+        let v: serde_json::Value = r.json().await.expect("json");
+        v["data"].clone()
+    }
+
     /// A join token string for `room` (app `live`) with the given grants.
     pub async fn token_for(&self, room: &str, publish: bool, subscribe: bool) -> String {
         let (status, data) = self

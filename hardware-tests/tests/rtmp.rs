@@ -13,17 +13,7 @@ use camgate_hardware_tests::{ADMIN_TOKEN, Gateway, browser_scripts, peer_availab
 
 /// Creates an RTMP ingress for `room`; returns (id, rtmp_url, body).
 async fn create_ingress(gw: &Gateway, room: &str) -> (String, String, serde_json::Value) {
-    let r = gw
-        .http
-        .post(format!("{}/api/v1/apps/live/ingress", gw.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "inputType": "rtmp", "room": room }))
-        .send()
-        .await
-        .expect("create ingress");
-    assert_eq!(r.status(), 201);
-    let v: serde_json::Value = r.json().await.expect("json");
-    let d = v["data"].clone();
+    let d = gw.create_ingress(room).await;
     (
         d["ingressId"].as_str().expect("id").to_owned(),
         d["rtmp_url"].as_str().expect("rtmp_url").to_owned(),

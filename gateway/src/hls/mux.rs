@@ -122,46 +122,37 @@ pub fn init_segment(video: &VideoParams, audio: Option<&AacConfig>) -> Result<Ve
             minf: Minf {
                 vmhd: Some(Vmhd::default()),
                 dinf: dinf(),
-                stbl: Stbl {
-                    stsd: Stsd {
-                        codecs: vec![
-                            Avc1 {
-                                visual: Visual {
-                                    data_reference_index: 1,
-                                    width: video.width,
-                                    height: video.height,
-                                    horizresolution: 72.into(),
-                                    vertresolution: 72.into(),
-                                    frame_count: 1,
-                                    compressor: "".into(),
-                                    depth: 24,
-                                },
-                                avcc: Avcc {
-                                    configuration_version: 1,
-                                    avc_profile_indication: sps.get(1).copied().unwrap_or(66),
-                                    profile_compatibility: sps.get(2).copied().unwrap_or(0),
-                                    avc_level_indication: sps.get(3).copied().unwrap_or(31),
-                                    length_size: 4,
-                                    sequence_parameter_sets: vec![video.sps.clone()],
-                                    picture_parameter_sets: vec![video.pps.clone()],
-                                    ext: None,
-                                },
-                                btrt: None,
-                                colr: None,
-                                pasp: None,
-                                taic: None,
-                                fiel: None,
-                                spatial: Default::default(),
-                            }
-                            .into(),
-                        ],
-                    },
-                    stts: Stts::default(),
-                    stsc: Stsc::default(),
-                    stsz: Stsz::default(),
-                    stco: Some(Stco::default()),
-                    ..Default::default()
-                },
+                stbl: stbl(
+                    Avc1 {
+                        visual: Visual {
+                            data_reference_index: 1,
+                            width: video.width,
+                            height: video.height,
+                            horizresolution: 72.into(),
+                            vertresolution: 72.into(),
+                            frame_count: 1,
+                            compressor: "".into(),
+                            depth: 24,
+                        },
+                        avcc: Avcc {
+                            configuration_version: 1,
+                            avc_profile_indication: sps.get(1).copied().unwrap_or(66),
+                            profile_compatibility: sps.get(2).copied().unwrap_or(0),
+                            avc_level_indication: sps.get(3).copied().unwrap_or(31),
+                            length_size: 4,
+                            sequence_parameter_sets: vec![video.sps.clone()],
+                            picture_parameter_sets: vec![video.pps.clone()],
+                            ext: None,
+                        },
+                        btrt: None,
+                        colr: None,
+                        pasp: None,
+                        taic: None,
+                        fiel: None,
+                        spatial: Default::default(),
+                    }
+                    .into(),
+                ),
                 ..Default::default()
             },
         },
@@ -196,49 +187,40 @@ pub fn init_segment(video: &VideoParams, audio: Option<&AacConfig>) -> Result<Ve
                 minf: Minf {
                     smhd: Some(Smhd::default()),
                     dinf: dinf(),
-                    stbl: Stbl {
-                        stsd: Stsd {
-                            codecs: vec![
-                                Mp4a {
-                                    audio: Audio {
-                                        data_reference_index: 1,
-                                        channel_count: u16::from(a.channels.max(1)),
-                                        sample_size: 16,
-                                        sample_rate: (a.sample_rate.min(65535) as u16).into(),
+                    stbl: stbl(
+                        Mp4a {
+                            audio: Audio {
+                                data_reference_index: 1,
+                                channel_count: u16::from(a.channels.max(1)),
+                                sample_size: 16,
+                                sample_rate: (a.sample_rate.min(65535) as u16).into(),
+                            },
+                            esds: Esds {
+                                es_desc: esds::EsDescriptor {
+                                    es_id: AUDIO_TRACK as u16,
+                                    depends_on_es_id: None,
+                                    url: None,
+                                    ocr_es_id: None,
+                                    stream_priority: 0,
+                                    dec_config: esds::DecoderConfig {
+                                        object_type_indication: 0x40,
+                                        stream_type: 5,
+                                        dec_specific: Some(esds::DecoderSpecific {
+                                            profile: a.object_type,
+                                            freq_index,
+                                            chan_conf: a.channels,
+                                            raw: a.raw.clone(),
+                                        }),
+                                        ..Default::default()
                                     },
-                                    esds: Esds {
-                                        es_desc: esds::EsDescriptor {
-                                            es_id: AUDIO_TRACK as u16,
-                                            depends_on_es_id: None,
-                                            url: None,
-                                            ocr_es_id: None,
-                                            stream_priority: 0,
-                                            dec_config: esds::DecoderConfig {
-                                                object_type_indication: 0x40,
-                                                stream_type: 5,
-                                                dec_specific: Some(esds::DecoderSpecific {
-                                                    profile: a.object_type,
-                                                    freq_index,
-                                                    chan_conf: a.channels,
-                                                    raw: a.raw.clone(),
-                                                }),
-                                                ..Default::default()
-                                            },
-                                            sl_config: esds::SLConfig {},
-                                        },
-                                    },
-                                    btrt: None,
-                                    taic: None,
-                                }
-                                .into(),
-                            ],
-                        },
-                        stts: Stts::default(),
-                        stsc: Stsc::default(),
-                        stsz: Stsz::default(),
-                        stco: Some(Stco::default()),
-                        ..Default::default()
-                    },
+                                    sl_config: esds::SLConfig {},
+                                },
+                            },
+                            btrt: None,
+                            taic: None,
+                        }
+                        .into(),
+                    ),
                     ..Default::default()
                 },
             },
@@ -264,6 +246,21 @@ pub fn init_segment(video: &VideoParams, audio: Option<&AacConfig>) -> Result<Ve
     }
     .encode(&mut out)?;
     Ok(out)
+}
+
+/// A sample table with just the codec: fragmented files carry their
+/// samples in `moof`s.
+fn stbl(codec: mp4_atom::Codec) -> Stbl {
+    Stbl {
+        stsd: Stsd {
+            codecs: vec![codec],
+        },
+        stts: Stts::default(),
+        stsc: Stsc::default(),
+        stsz: Stsz::default(),
+        stco: Some(Stco::default()),
+        ..Default::default()
+    }
 }
 
 fn freq_index(rate: u32) -> u8 {

@@ -410,18 +410,10 @@ fn start_pinned(camgate: Option<std::path::PathBuf>, pin_core: i32, flags: &[&st
 }
 
 async fn create_ingress(gw: &Gateway, room: &str) -> String {
-    let v: serde_json::Value = gw
-        .http
-        .post(format!("{}/api/v1/apps/live/ingress", gw.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "inputType": "rtmp", "room": room }))
-        .send()
-        .await
-        .expect("create ingress")
-        .json()
-        .await
-        .expect("json");
-    v["data"]["streamKey"].as_str().expect("key").to_owned()
+    gw.create_ingress(room).await["streamKey"]
+        .as_str()
+        .expect("key")
+        .to_owned()
 }
 
 fn stats(v: &[f64]) -> String {
