@@ -405,3 +405,64 @@ async fn aiortc_publishes_over_whip_and_plays_over_whep() {
     }
     assert!(ended, "stream still live after DELETE");
 }
+
+#[tokio::test]
+async fn whip_ingress_key_publishes_only_to_its_room_until_deleted() {
+    let Some(dir) = browser_scripts() else { return };
+    let gw = Gateway::start(&[]);
+    let r = gw
+        .http
+        .post(format!("{}/api/v1/apps/live/ingress", gw.base))
+        .bearer_auth(camgate_hardware_tests::ADMIN_TOKEN)
+        .json(&serde_json::json!({ "inputType": "whip", "room": "ing" }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.expect("json");
+    let d = &v["data"];
+    let url = d["url"].as_str().expect("url").to_owned();
+    let key = d["streamKey"].as_str().expect("key").to_owned();
+    assert_eq!(url, format!("{}/whip/live-ing", gw.base));
+    assert!(key.starts_with("wk-"), "{d}");
+    assert!(d.get("rtmp_url").is_none(), "{d}");
+    let id = d["ingressId"].as_str().expect("id").to_owned();
+
+    // The key publishes from Chromium; viewers watch as usual.
+    let v = run_node(
+        &dir.join("webrtc.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            "--whip".into(),
+            url.clone(),
+            key.clone(),
+            "--whep".into(),
+            format!("{}/whep/live-ing", gw.base),
+            "-".into(),
+            "--seconds".into(),
+            "2".into(),
+        ],
+    )
+    .await;
+    assert_eq!(v["published"], true, "{v}");
+    assert!(v["frames"].as_u64().unwrap_or(0) >= 10, "{v}");
+
+    // Only publishing, only its room; dead once deleted.
+    let sdp = "application/sdp";
+    let (s, _, b) = gw.post_sdp("/whep/live-ing", Some(&key), sdp, "v=0").await;
+    assert_eq!((s, b.contains("role_insufficient")), (403, true), "{b}");
+    let (s, _, b) = gw
+        .post_sdp("/whip/live-other", Some(&key), sdp, "v=0")
+        .await;
+    assert_eq!((s, b.contains("room_mismatch")), (403, true), "{b}");
+    let r = gw
+        .http
+        .delete(format!("{}/api/v1/apps/live/ingress/{id}", gw.base))
+        .bearer_auth(camgate_hardware_tests::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 200);
+    let (s, _, b) = gw.post_sdp("/whip/live-ing", Some(&key), sdp, "v=0").await;
+    assert_eq!((s, b.contains("token_invalid")), (401, true), "{b}");
+}

@@ -373,10 +373,12 @@ pub struct CreatedIngress {
     /// `IN_…`.
     #[serde(rename = "ingressId")]
     pub ingress_id: String,
-    /// `rtmp://host:port/{app}`: the encoder's server field.
+    /// `rtmp://host:port/{app}` (the encoder's server field), or the WHIP
+    /// endpoint of a `whip` ingress (the key is its Bearer token).
     pub url: String,
-    /// `url` + `/` + the stream key.
-    pub rtmp_url: String,
+    /// `url` + `/` + the stream key (RTMP ingresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmp_url: Option<String>,
     /// The stream key (camelCase spelling).
     #[serde(rename = "streamKey")]
     pub stream_key_camel: String,

@@ -40,15 +40,18 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let app = load_app(&state, &app).await?;
     who.require(app.id, "ingress:create")?;
-    if body.input_type != "rtmp" {
-        return Err(ApiError::bad_request(
-            "unsupported_input_type",
-            format!(
-                "inputType {:?} is not available; camgate takes \"rtmp\" here (cameras: ws-ingest, browsers: WHIP)",
-                body.input_type
-            ),
-        ));
-    }
+    let whip = match body.input_type.as_str() {
+        "rtmp" => false,
+        "whip" => true,
+        other => {
+            return Err(ApiError::bad_request(
+                "unsupported_input_type",
+                format!(
+                    "inputType {other:?} is not available; camgate takes \"rtmp\" and \"whip\" here (cameras: ws-ingest)"
+                ),
+            ));
+        }
+    };
     let room = room_of(&app, body.room.as_deref())?;
     for (field, v) in [
         ("participantIdentity", &body.participant_identity),
@@ -64,11 +67,15 @@ async fn create(
         }
     }
     check_stream_quota(&state, &app)?;
-    let stream_key = random_secret("sk-", 24);
+    let stream_key = if whip {
+        random_secret(super::whip::WHIP_KEY_PREFIX, 24)
+    } else {
+        random_secret("sk-", 24)
+    };
     let row = IngressRow {
         id: random_id("IN_", 8),
         app_id: app.id,
-        input_type: "rtmp".into(),
+        input_type: if whip { "whip" } else { "rtmp" }.into(),
         room: room.clone(),
         participant_identity: body
             .participant_identity
@@ -84,12 +91,12 @@ async fn create(
         .db
         .insert_ingress(&row, Some(&hash_secret(&stream_key)))
         .await?;
-    tracing::info!(app = %app.name, %room, ingress = %row.id, "rtmp ingress created");
-    let url = state.rtmp_url(&app.name);
+    tracing::info!(app = %app.name, %room, ingress = %row.id, input = %row.input_type, "ingress created");
+    let url = ingress_url(&state, &app, &row);
     let urls = state.urls(&app.name, &room);
     Ok(created(CreatedIngress {
         ingress_id: row.id,
-        rtmp_url: format!("{url}/{stream_key}"),
+        rtmp_url: (!whip).then(|| format!("{url}/{stream_key}")),
         url,
         stream_key_camel: stream_key.clone(),
         stream_key,
@@ -179,12 +186,44 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     let app = load_app(&state, &app).await?;
     who.require(app.id, "ingress:delete")?;
+    let row = state.db.ingress(app.id, &id).await?;
     if !state.db.delete_ingress(app.id, &id).await? {
         return Err(ApiError::not_found("ingress_not_found", "no such ingress"));
     }
-    let dropped = state.rtmp.kick(&id);
+    let dropped = match &row {
+        Some(r) if r.input_type == "whip" => {
+            let key = RoomKey {
+                app: app.name.clone(),
+                room: r.room.clone(),
+            };
+            state
+                .media
+                .end_publisher(&key, &r.participant_identity)
+                .await
+        }
+        _ => state.rtmp.kick(&id),
+    };
     tracing::info!(app = %app.name, ingress = %id, dropped, "ingress deleted");
     Ok(ok(serde_json::json!({ "ingressId": id, "deleted": true })))
+}
+
+/// Where an encoder sends an ingress's media: the app's RTMP URL, or the
+/// room's WHIP endpoint (with `?app=` outside the default app).
+fn ingress_url(state: &SharedState, app: &App, r: &IngressRow) -> String {
+    if r.input_type == "whip" {
+        let query = if app.name == "live" {
+            String::new()
+        } else {
+            format!("?app={}", app.name)
+        };
+        format!(
+            "{}{}{query}",
+            state.public_base,
+            camgate_protocols::api::whip_path(&r.room)
+        )
+    } else {
+        state.rtmp_url(&app.name)
+    }
 }
 
 /// An ingress row with its live state.
@@ -195,16 +234,27 @@ fn info(state: &SharedState, app: &App, r: &IngressRow) -> IngressInfo {
         room: r.room.clone(),
     });
     let nonzero = |v: u32| (v > 0).then_some(v);
+    let whip_live = r.input_type == "whip"
+        && room
+            .as_ref()
+            .is_some_and(|room| room.publisher() == Some(camgate_sfu::SourceKind::Whip));
     IngressInfo {
         ingress_id: r.id.clone(),
         input_type: r.input_type.clone(),
         room_name: r.room.clone(),
         participant_identity: r.participant_identity.clone(),
         participant_name: r.participant_name.clone(),
-        url: r.url.clone().unwrap_or_else(|| state.rtmp_url(&app.name)),
-        stream_key: r.key_last4.as_ref().map(|l| mask_key("sk-", l)),
+        url: r.url.clone().unwrap_or_else(|| ingress_url(state, app, r)),
+        stream_key: r.key_last4.as_ref().map(|l| {
+            let prefix = if r.input_type == "whip" {
+                super::whip::WHIP_KEY_PREFIX
+            } else {
+                "sk-"
+            };
+            mask_key(prefix, l)
+        }),
         adaptive: r.enable_transcoding,
-        status: if live.is_some() {
+        status: if live.is_some() || whip_live {
             "publishing"
         } else {
             "inactive"

@@ -37,6 +37,9 @@ use crate::webrtc::{Created, Media, MediaError, Participant};
 /// Largest SDP offer or fragment accepted.
 const MAX_SDP: usize = 64 * 1024;
 
+/// Prefix of WHIP ingress keys (see `api::ingress`).
+pub const WHIP_KEY_PREFIX: &str = "wk-";
+
 /// The WHIP/WHEP routes, with CORS for browsers.
 pub fn routes() -> Router<SharedState> {
     Router::new()
@@ -115,6 +118,42 @@ async fn authorize(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_owned())
         .filter(|t| !t.is_empty());
+    // A WHIP ingress key (`wk-…`, from the ingress API) publishes to its
+    // ingress's room only.
+    if let Some(t) = token.as_deref().filter(|t| t.starts_with(WHIP_KEY_PREFIX)) {
+        let app = super::native::load_app(state, app_query.as_deref().unwrap_or("live")).await?;
+        validate_slug(stream)
+            .map_err(|e| ApiError::bad_request("invalid_room", format!("streamId {e}")))?;
+        let room = namespace_room(&app.room_prefix, Some(stream));
+        if want != Want::Publish {
+            return Err(ApiError::Forbidden {
+                code: "role_insufficient",
+                message: "an ingress key can only publish".into(),
+            });
+        }
+        let ingress = state
+            .db
+            .ingress_by_key(app.id, &crate::auth::hash_secret(t))
+            .await?
+            .filter(|i| i.input_type == "whip")
+            .ok_or_else(|| unauthorized("token_invalid", "unknown ingress key"))?;
+        if ingress.room != room {
+            return Err(ApiError::Forbidden {
+                code: "room_mismatch",
+                message: "the ingress key is for another room".into(),
+            });
+        }
+        let key = RoomKey {
+            app: app.name.clone(),
+            room,
+        };
+        let who = Participant {
+            identity: ingress.participant_identity,
+            hidden: false,
+            audio_only: false,
+        };
+        return Ok((app, key, who));
+    }
     let claims = match &token {
         Some(t) => Some(state.keys.verify(t).map_err(|e| match e {
             TokenError::Expired => unauthorized("token_expired", "token has expired"),

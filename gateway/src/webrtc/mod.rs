@@ -317,6 +317,20 @@ impl Media {
         self.sessions().get(session_id).map(|s| s.etag.clone())
     }
 
+    /// Ends the WHIP publisher session of a room with this identity, if
+    /// any (a deleted ingress); true when one was live.
+    pub async fn end_publisher(&self, key: &RoomKey, identity: &str) -> bool {
+        let id = self
+            .sessions()
+            .iter()
+            .find(|(_, s)| s.role == Role::Publisher && &s.key == key && s.identity == identity)
+            .map(|(id, _)| id.clone());
+        match id {
+            Some(id) => self.end(&id).await.is_ok(),
+            None => false,
+        }
+    }
+
     /// Ends a session (WHIP/WHEP DELETE).
     pub async fn end(&self, session_id: &str) -> Result<(), MediaError> {
         let peer = self
