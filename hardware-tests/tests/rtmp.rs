@@ -412,3 +412,66 @@ async fn rtmp_stream_plays_as_hls_in_ffprobe_and_in_chromium_with_hls_js() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn timestamps_going_backwards_keep_hls_valid() {
+    use camgate_hardware_tests::bench_rtmp::{make_input, publish, read_flv};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    if !peer_available("ffmpeg") || !peer_available("ffprobe") {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let dir = gw.data_dir.join("input");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let tags = read_flv(&make_input(&dir, 3, 800));
+    // The same 3 s twice in one connection: at 3 s the encoder's clock
+    // jumps back to 0 (an encoder restarting its clock without reconnecting).
+    let twice: Vec<_> = tags.iter().chain(tags.iter()).cloned().collect();
+    let (id, _, created) = create_ingress(&gw, "back").await;
+    let key = created["streamKey"].as_str().expect("key").to_owned();
+    let addr = gw.rtmp.trim_start_matches("rtmp://").parse().expect("addr");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    let pusher = tokio::spawn(publish(
+        addr,
+        "live".into(),
+        key,
+        Arc::new(twice),
+        stop.clone(),
+        tx,
+    ));
+    // (This publisher sends no onMetaData, so no size: wait on status.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ingress_row(&gw, &id).await.1["data"]["status"] != "publishing" {
+        assert!(Instant::now() < deadline, "never publishing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let playlist = format!("{}/hls/live/live-back/index.m3u8", gw.base);
+    let text = gw
+        .http
+        .get(&playlist)
+        .send()
+        .await
+        .expect("playlist")
+        .text()
+        .await
+        .expect("text");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = pusher.await;
+    // Every segment has a positive duration and the media is ~6 s.
+    let durations: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse().expect("duration"))
+        .collect();
+    assert!(durations.len() >= 4, "{text}");
+    assert!(durations.iter().all(|d| *d > 0.0), "{text}");
+    let total: f64 = durations.iter().sum();
+    assert!(total > 4.0, "{text}");
+    // A plain HLS client still reads it.
+    let probe = ffprobe_streams(&playlist);
+    assert!(probe.contains("codec_name=h264"), "{probe}");
+    assert!(probe.contains("codec_name=aac"), "{probe}");
+}

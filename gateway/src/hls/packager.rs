@@ -255,8 +255,9 @@ impl Packager {
     }
 
     /// Adds one raw AAC frame; its time comes from counting frames from the
-    /// first one's `dts_ms` (AAC frames are exactly 1024 samples), resynced
-    /// when the encoder's clock drifts away by more than 100 ms.
+    /// first one's `dts_ms` (AAC frames are exactly 1024 samples), moved
+    /// forward when the encoder's clock runs more than 100 ms ahead (a gap),
+    /// never backwards.
     pub fn push_audio(&mut self, dts_ms: i64, frame: &[u8]) {
         let Some(config) = &self.audio else {
             return;
@@ -266,9 +267,12 @@ impl Packager {
         }
         let rate = u64::from(config.sample_rate);
         let from_clock = (dts_ms.max(0) as u64) * rate / 1000;
+        // Follow the encoder's clock forward (a gap), never backwards: a
+        // clock that jumps back keeps the frame count going.
         let dts = match self.next_audio_dts {
-            Some(n) if n.abs_diff(from_clock) <= rate / 10 => n,
-            _ => from_clock,
+            Some(n) if from_clock > n + rate / 10 => from_clock,
+            Some(n) => n,
+            None => from_clock,
         };
         self.next_audio_dts = Some(dts + u64::from(AAC_FRAME));
         self.part_audio.push(Sample {
@@ -568,6 +572,10 @@ mod tests {
         // The encoder's clock jumps back.
         feed(&mut p, 0, 60, 30);
         assert!(p.timestamp_fixes > 0);
+        // Audio from a clock that went back keeps counting forward.
+        let before = p.next_audio_dts.unwrap_or(0);
+        p.push_audio(0, &[0x21, 0x10, 0x04]);
+        assert_eq!(p.next_audio_dts, Some(before + u64::from(AAC_FRAME)));
         let mut last = 0;
         for s in &p.segments {
             for part in &s.parts {
