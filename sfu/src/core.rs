@@ -554,17 +554,32 @@ impl Sfu {
             return;
         };
         let spec = *spec;
-        let epoch = r.epoch;
+        self.forward_external(now, room, MediaKind::Video, spec, packets);
+    }
+
+    /// Forwards packets of an external source's track; audio packets all
+    /// count as starting points (only video waits for a keyframe).
+    fn forward_external(
+        &mut self,
+        now: Instant,
+        room: &str,
+        kind: MediaKind,
+        spec: CodecSpec,
+        packets: &[SourcePacket],
+    ) {
+        let Some(epoch) = self.rooms.get(room).map(|r| r.epoch) else {
+            return;
+        };
         for p in packets {
             self.stats.packets_in += 1;
             let fwd = Forward {
-                kind: MediaKind::Video,
+                kind,
                 spec: &spec,
                 epoch,
                 seq: p.seq,
                 time: p.time,
                 marker: p.marker,
-                keyframe: p.keyframe,
+                keyframe: kind == MediaKind::Audio || p.keyframe,
                 payload: &p.payload,
             };
             self.forward(now, room, &fwd);
@@ -604,22 +619,7 @@ impl Sfu {
         let (Some(Source::External(_)), Some(spec)) = (&r.source, r.external_audio) else {
             return;
         };
-        let epoch = r.epoch;
-        for p in packets {
-            self.stats.packets_in += 1;
-            let fwd = Forward {
-                kind: MediaKind::Audio,
-                spec: &spec,
-                epoch,
-                seq: p.seq,
-                time: p.time,
-                marker: p.marker,
-                keyframe: true,
-                payload: &p.payload,
-            };
-            self.forward(now, room, &fwd);
-        }
-        self.mark_unflushed(now, room);
+        self.forward_external(now, room, MediaKind::Audio, spec, packets);
     }
 
     /// Sends a data channel message to every participant of a room.
