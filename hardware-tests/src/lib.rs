@@ -525,3 +525,19 @@ pub fn clock_ticks_per_sec() -> f64 {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
 }
+
+/// ffprobe's view of a URL: `codec_name,width,height,sample_rate` of each
+/// stream, one compact line per stream (fields a stream lacks are left out).
+pub fn ffprobe_streams(url: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height,sample_rate",
+        ])
+        .args(["-of", "compact=p=0", url])
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -9,7 +9,9 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use camgate_hardware_tests::{ADMIN_TOKEN, Gateway, browser_scripts, peer_available, run_node};
+use camgate_hardware_tests::{
+    ADMIN_TOKEN, Gateway, browser_scripts, ffprobe_streams, peer_available, run_node,
+};
 
 /// Creates an RTMP ingress for `room`; returns (id, rtmp_url, body).
 async fn create_ingress(gw: &Gateway, room: &str) -> (String, String, serde_json::Value) {
@@ -274,21 +276,6 @@ async fn bad_rtmp_input_is_refused_and_nothing_else_is_affected() {
     let mut dead = push(&good_url, 5);
     let s = wait_exit(&mut dead, Duration::from_secs(10)).expect("deleted key refused");
     assert!(!s.success());
-}
-
-/// ffprobe's view of a URL: `codec_name,width,height,sample_rate` per stream.
-fn ffprobe_streams(url: &str) -> String {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height,sample_rate",
-        ])
-        .args(["-of", "compact=p=0", url])
-        .output()
-        .expect("run ffprobe");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test]

@@ -59,17 +59,7 @@ async fn chromium_publishes_over_whip_and_another_page_plays_over_whep() {
     for _ in 0..40 {
         let r = gw.http.get(&playlist).send().await.expect("playlist");
         if r.status() == 200 {
-            let out = std::process::Command::new("ffprobe")
-                .args([
-                    "-v",
-                    "error",
-                    "-show_entries",
-                    "stream=codec_name,width,height",
-                ])
-                .args(["-of", "compact=p=0", &playlist])
-                .output()
-                .expect("ffprobe");
-            probed = String::from_utf8_lossy(&out.stdout).into_owned();
+            probed = camgate_hardware_tests::ffprobe_streams(&playlist);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

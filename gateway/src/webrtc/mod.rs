@@ -412,7 +412,7 @@ fn hls_access_unit(state: &AppState, sfu_room: &str, time: u32, keyframe: bool, 
     let Some(stream) = state.hls.get(&key) else {
         return;
     };
-    stream.with(|p| {
+    let long = stream.with(|p| {
         if keyframe {
             let sps = split_annex_b(au).find(|n| nal_type(n[0]) == NAL_SPS);
             let pps = split_annex_b(au).find(|n| nal_type(n[0]) == NAL_PPS);
@@ -428,10 +428,10 @@ fn hls_access_unit(state: &AppState, sfu_room: &str, time: u32, keyframe: bool, 
             }
         }
         p.push_video(i64::from(time / 90), 0, keyframe, au);
+        // WebRTC publishers send keyframes only when asked: ask once a
+        // segment has run for two seconds, at most once a second.
+        p.open_segment_secs() >= HLS_SEGMENT_TARGET_SECS
     });
-    // WebRTC publishers send keyframes only when asked: ask once a segment
-    // has run for two seconds, at most once a second.
-    let long = stream.with(|p| p.open_segment_secs()) >= HLS_SEGMENT_TARGET_SECS;
     let mut asked = stream
         .keyframe_asked
         .lock()
