@@ -8,11 +8,14 @@
 //! * [`camera`] runs one camera: connect, wait for `ready`, send frames at
 //!   the target rate, obey `control`, answer pings, send `stats`, reconnect
 //!   with backoff like the firmware.
+//! * [`http_cam`] serves the stock CameraWebServer firmware's HTTP side
+//!   (`/stream` multipart MJPEG, `/capture`) for pulling.
 //! * [`mint_key`] asks a camgate server for a camera key.
 #![deny(missing_docs)]
 
 pub mod camera;
 pub mod frames;
+pub mod http_cam;
 
 use camgate_protocols::api::{Envelope, MintWsIngest, MintedWsIngest, ws_ingest_path};
 

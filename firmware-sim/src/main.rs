@@ -86,6 +86,18 @@ enum Load {
         #[command(flatten)]
         common: Common,
     },
+    /// Serve the stock CameraWebServer firmware's HTTP side: `/stream`
+    /// (multipart MJPEG) and `/capture` (one JPEG), for pulling.
+    Serve {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// Send random bytes on /stream instead of frames.
+        #[arg(long)]
+        garbage: bool,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 impl Common {
@@ -131,6 +143,27 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
+            }
+        }
+        Some(Load::Serve {
+            listen,
+            garbage,
+            common,
+        }) => {
+            let options = camgate_firmware_sim::http_cam::ServeOptions {
+                fps: common.fps,
+                source: FrameSource::Live {
+                    size: common.size,
+                    quality: common.quality,
+                },
+                garbage,
+            };
+            match camgate_firmware_sim::http_cam::serve(listen, options).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("camsim serve: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Some(Load::Load {

@@ -25,6 +25,58 @@ pub struct Config {
     pub webrtc: WebRtcConfig,
     /// RTMP listen address (encoders push `rtmp://host:port/{app}/{key}`).
     pub rtmp: SocketAddr,
+    /// Pulled cameras (`url` ingresses: RTSP, HTTP MJPEG, snapshots).
+    pub pull: PullConfig,
+    /// MJPEG output of H.264 streams (the H.264 → JPEG transcoder).
+    pub mjpeg: MjpegConfig,
+}
+
+/// MJPEG output of H.264 streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MjpegConfig {
+    /// JPEG quality, 1–100 (libjpeg scale).
+    pub quality: u32,
+    /// Most frames per second sent to MJPEG viewers.
+    pub max_fps: u32,
+    /// Pictures wider than this are halved (or quartered); 0 = never.
+    pub max_width: u32,
+}
+
+impl Default for MjpegConfig {
+    fn default() -> Self {
+        MjpegConfig {
+            quality: 75,
+            max_fps: 10,
+            max_width: 1280,
+        }
+    }
+}
+
+/// Timers of pulled cameras.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PullConfig {
+    /// Seconds to connect and get an answer (RTSP DESCRIBE…PLAY, HTTP
+    /// headers) before the attempt counts as a timeout.
+    pub connect_timeout_secs: u32,
+    /// Seconds without a frame before a connected camera counts as gone.
+    pub frame_timeout_secs: u32,
+    /// First retry delay, seconds; doubles per failed attempt.
+    pub min_backoff_secs: u32,
+    /// Longest retry delay, seconds.
+    pub max_backoff_secs: u32,
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        PullConfig {
+            connect_timeout_secs: 10,
+            frame_timeout_secs: 10,
+            min_backoff_secs: 1,
+            max_backoff_secs: 30,
+        }
+    }
 }
 
 /// The SFU's network and the camera transcoder.
@@ -101,6 +153,8 @@ impl Default for Config {
             ws_ingest: WsIngestConfig::default(),
             webrtc: WebRtcConfig::default(),
             rtmp: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            pull: PullConfig::default(),
+            mjpeg: MjpegConfig::default(),
         }
     }
 }
@@ -157,6 +211,23 @@ impl Config {
         if r.keyframe_interval_frames == 0 {
             return Err(ConfigError(
                 "webrtc.keyframe_interval_frames must be > 0".into(),
+            ));
+        }
+        let m = &self.mjpeg;
+        if !(1..=100).contains(&m.quality) || !(1..=30).contains(&m.max_fps) {
+            return Err(ConfigError(
+                "mjpeg.quality must be 1..=100 and mjpeg.max_fps 1..=30".into(),
+            ));
+        }
+        let p = &self.pull;
+        if p.connect_timeout_secs == 0 || p.frame_timeout_secs == 0 {
+            return Err(ConfigError(
+                "pull.connect_timeout_secs and pull.frame_timeout_secs must be > 0".into(),
+            ));
+        }
+        if p.min_backoff_secs == 0 || p.max_backoff_secs < p.min_backoff_secs {
+            return Err(ConfigError(
+                "pull.min_backoff_secs must be > 0 and ≤ pull.max_backoff_secs".into(),
             ));
         }
         if let Some(url) = &self.public_url

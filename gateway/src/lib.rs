@@ -15,6 +15,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod eventlog;
 pub mod guard;
 pub mod hls;
 pub mod hub;
@@ -23,6 +24,7 @@ pub mod playback;
 pub mod server;
 pub mod store;
 pub mod transcode;
+pub mod webhooks;
 pub mod webrtc;
 
 pub use config::Config;

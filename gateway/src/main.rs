@@ -75,6 +75,22 @@ struct ServeArgs {
     /// Bitrate of the MJPEG→H.264 transcoder in kbit/s [default: 1000].
     #[arg(long, env = "CAMGATE_WEBRTC_H264_KBPS")]
     webrtc_h264_kbps: Option<u32>,
+    /// Seconds a pulled camera has to answer [default: 10].
+    #[arg(long, env = "CAMGATE_PULL_CONNECT_TIMEOUT")]
+    pull_connect_timeout: Option<u32>,
+    /// Seconds without a frame before a pulled camera counts as gone
+    /// [default: 10].
+    #[arg(long, env = "CAMGATE_PULL_FRAME_TIMEOUT")]
+    pull_frame_timeout: Option<u32>,
+    /// JPEG quality of MJPEG made from H.264 streams, 1–100 [default: 75].
+    #[arg(long, env = "CAMGATE_MJPEG_QUALITY")]
+    mjpeg_quality: Option<u32>,
+    /// Most MJPEG frames per second made from H.264 streams [default: 10].
+    #[arg(long, env = "CAMGATE_MJPEG_MAX_FPS")]
+    mjpeg_max_fps: Option<u32>,
+    /// Longest retry delay for pulled cameras, seconds [default: 30].
+    #[arg(long, env = "CAMGATE_PULL_MAX_BACKOFF")]
+    pull_max_backoff: Option<u32>,
 }
 
 fn load(args: ServeArgs) -> Result<Config, String> {
@@ -108,6 +124,11 @@ fn load(args: ServeArgs) -> Result<Config, String> {
         webrtc_udp => webrtc.udp,
         webrtc_h264_kbps => webrtc.h264_bitrate_kbps,
         rtmp => rtmp,
+        pull_connect_timeout => pull.connect_timeout_secs,
+        pull_frame_timeout => pull.frame_timeout_secs,
+        pull_max_backoff => pull.max_backoff_secs,
+        mjpeg_quality => mjpeg.quality,
+        mjpeg_max_fps => mjpeg.max_fps,
     );
     if let Some(u) = args.public_url {
         c.public_url = Some(u);
@@ -136,13 +157,29 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Logs go to stderr (filtered by RUST_LOG, default info) and, at info
+    // and above, into the event log behind GET /api/v1/logs.
+    let (event_log, event_log_rx) = camgate::eventlog::layer();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
+                .with_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                ),
         )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with(
+            event_log.with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("camgate", tracing::Level::INFO)
+                    .with_target("camgate_sfu", tracing::Level::INFO),
+            ),
+        )
         .init();
     // A panic is a bug; it is logged as one line where the logs go (not a
     // multi-line dump on stderr), with where it happened. The task that
@@ -182,6 +219,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    server.record_events(event_log_rx);
     if let Some(token) = &server.generated_admin_token {
         // Shown once: only its hash is stored.
         println!("admin token (shown once, store it now): {token}");

@@ -52,6 +52,12 @@ pub struct AppState {
     pub keys: Keyring,
     /// Live RTMP publishers.
     pub rtmp: crate::ingest::rtmp::RtmpSessions,
+    /// Pulled cameras (`url` ingresses) and their state.
+    pub pulls: crate::ingest::pull::Pulls,
+    /// Webhook dispatcher.
+    pub webhooks: crate::webhooks::Webhooks,
+    /// Cached `/stats` answers.
+    pub stats_cache: crate::api::stats::StatsCache,
     /// HLS streams.
     pub hls: Arc<crate::hls::Hls>,
     /// The bound RTMP address.
@@ -131,6 +137,7 @@ pub fn app(state: SharedState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_API_BODY));
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(crate::api::stats::metrics))
         .nest("/api/v1", api)
         .merge(api::whip::routes())
         .route(INGEST_WS_PATH, get(crate::ingest::ws::handler))
@@ -197,6 +204,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// Stores the events of an event-log layer (see [`crate::eventlog`])
+    /// in this server's database, for `GET /api/v1/logs`.
+    pub fn record_events(&self, rx: crate::eventlog::EventLogReceiver) {
+        tokio::spawn(crate::eventlog::run(self.state.db.clone(), rx));
+    }
+
     /// Opens the data dir, migrates, bootstraps the admin token and the
     /// default app, and ends streams a previous run left active.
     pub async fn start(
@@ -205,6 +218,7 @@ impl Server {
         admin_token: Option<String>,
     ) -> Result<Server, ServeError> {
         let db = Db::open(&config.data_dir).await?;
+        let webhooks = crate::webhooks::Webhooks::start(db.clone());
         db.ensure_default_app().await?;
         let generated_admin_token = match admin_token {
             Some(t) if t.len() < 16 => return Err(ServeError::WeakAdminToken),
@@ -242,6 +256,9 @@ impl Server {
             media,
             keys,
             rtmp: Default::default(),
+            pulls: Default::default(),
+            webhooks,
+            stats_cache: Default::default(),
             hls: Default::default(),
             rtmp_addr,
         });
@@ -276,6 +293,7 @@ impl Server {
             ..
         } = self;
         tokio::spawn(crate::ingest::rtmp::serve(state.clone(), rtmp_listener));
+        crate::ingest::pull::start_all(&state).await;
         let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let tx = shutdown_tx.clone();
         // Media is latency-sensitive: a frame smaller than the MSS must not

@@ -48,14 +48,14 @@ pub struct SfuArgs {
 
 /// Counters shared by all subscribers.
 #[derive(Default)]
-struct Totals {
-    measuring: AtomicBool,
-    received: AtomicU64,
-    expected: AtomicU64,
-    bytes: AtomicU64,
-    connected: AtomicUsize,
-    receiving: AtomicUsize,
-    failed: AtomicUsize,
+pub(crate) struct Totals {
+    pub(crate) measuring: AtomicBool,
+    pub(crate) received: AtomicU64,
+    pub(crate) expected: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) connected: AtomicUsize,
+    pub(crate) receiving: AtomicUsize,
+    pub(crate) failed: AtomicUsize,
 }
 
 /// The result of one step.
@@ -220,11 +220,17 @@ struct SeqTrack {
     max: u64,
 }
 
-/// One subscriber: WHEP, then count RTP off the wire until `stop`.
-async fn subscriber(gw: Arc<Gateway>, totals: Arc<Totals>, stop: Arc<AtomicBool>) {
+/// One subscriber of `path` (`/whep/{stream}`): WHEP, then count RTP off
+/// the wire until `stop`.
+pub(crate) async fn subscriber(
+    gw: Arc<Gateway>,
+    path: String,
+    totals: Arc<Totals>,
+    stop: Arc<AtomicBool>,
+) {
     let (mut rtc, socket, addr) = new_peer().await;
     let (offer, pending, _) = local_offer(&mut rtc, Direction::RecvOnly);
-    let answer = match exchange(&gw, "/whep/live-bench", None, &offer).await {
+    let answer = match exchange(&gw, &path, None, &offer).await {
         Ok(a) => a,
         Err(e) => {
             if totals.failed.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -340,6 +346,7 @@ pub async fn run(gw: Gateway, args: SfuArgs) -> Vec<Step> {
             for _ in 0..batch {
                 joins.push(tokio::spawn(subscriber(
                     gw.clone(),
+                    "/whep/live-bench".into(),
                     totals.clone(),
                     stop.clone(),
                 )));

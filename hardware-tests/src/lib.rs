@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod bench_rtmp;
+pub mod bench_rtsp;
 pub mod bench_sfu;
 pub mod bench_transcode;
 
@@ -175,6 +176,37 @@ impl Gateway {
         self.get_json_as(path, Some(ADMIN_TOKEN)).await
     }
 
+    /// Any method on an `/api/v1` path with the admin token and an
+    /// optional JSON body; returns status and JSON (Null when none).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        self.api_as(Some(ADMIN_TOKEN), method, path, body).await
+    }
+
+    /// Like [`Gateway::api`] with another bearer token (or none).
+    pub async fn api_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// GET without credentials (public routes), returning status and JSON.
     pub async fn get_public_json(&self, path: &str) -> (u16, serde_json::Value) {
         self.get_json_as(path, None).await
@@ -318,6 +350,14 @@ pub fn spawn_camsim(minted: &MintedWsIngest, fps: &str, duration: &str) -> Child
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn camsim")
+}
+
+/// Asserts `frame` is one whole JPEG of `width`×`height`.
+pub fn assert_jpeg(frame: &[u8], width: u16, height: u16) {
+    let info =
+        camgate_protocols::jpeg::check(frame, camgate_protocols::jpeg::TrailingPadding::Reject)
+            .expect("a whole JPEG");
+    assert_eq!(info.dimensions, Some((width, height)));
 }
 
 /// The capture-stamp sequence number of a frame, panicking on a broken one.
@@ -467,6 +507,28 @@ pub fn aiortc_python() -> Option<PathBuf> {
     Some(py)
 }
 
+/// Chromium plays `/whep/{stream}` for `seconds` with `browser/webrtc.mjs`;
+/// returns its JSON report (codecs, frames, size, audio packets).
+pub async fn whep_in_chromium(
+    dir: &Path,
+    gw: &Gateway,
+    stream: &str,
+    seconds: u32,
+) -> serde_json::Value {
+    run_node(
+        &dir.join("webrtc.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            "--whep".into(),
+            format!("{}/whep/{stream}", gw.base),
+            "-".into(),
+            "--seconds".into(),
+            seconds.to_string(),
+        ],
+    )
+    .await
+}
+
 /// Runs the aiortc peer (`publish` or `play`) and parses its JSON line.
 pub fn aiortc_peer(mode: &str, url: &str, token: &str, seconds: u32) -> std::process::Child {
     let py = aiortc_python().expect("aiortc available");
@@ -540,4 +602,127 @@ pub fn ffprobe_streams(url: &str) -> String {
         .output()
         .expect("run ffprobe");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Gateway {
+    /// Waits (up to `within`) until ingress `id` of `app` shows `status`;
+    /// returns its row.
+    pub async fn wait_ingress(
+        &self,
+        app: &str,
+        id: &str,
+        status: &str,
+        within: Duration,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let (_, v) = self
+                .get_json(&format!("/api/v1/apps/{app}/ingress/{id}"))
+                .await;
+            if v["data"]["status"] == status {
+                return v["data"].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ingress never {status}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A free TCP port on loopback (bound and released; for peers that want a
+/// port number on their command line).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A real RTSP camera: Debian's GStreamer RTSP server
+/// (`python/rtsp_camera.py`) on a loopback port, with mounts `/h264`,
+/// `/h264aac`, `/h264pcmu`, `/mjpeg`, `/h265`. Killed on drop.
+pub struct RtspCamera {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl RtspCamera {
+    /// Starts the camera on `port` (0 = a free one), optionally requiring
+    /// `(user, password)`; `None` when GStreamer's RTSP server is missing
+    /// outside CI (under `CI=true` that fails).
+    pub fn start(port: u16, creds: Option<(&str, &str)>) -> Option<RtspCamera> {
+        RtspCamera::launch(port, creds, None)
+    }
+
+    /// Starts the camera on a free port pinned to CPU `core` (benchmarks).
+    pub fn start_pinned(core: u32) -> Option<RtspCamera> {
+        RtspCamera::launch(0, None, Some(core))
+    }
+
+    fn launch(port: u16, creds: Option<(&str, &str)>, core: Option<u32>) -> Option<RtspCamera> {
+        let ok = Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import gi; gi.require_version('GstRtspServer', '1.0')",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "GStreamer's RTSP server is missing and CI=true: scripts/test installs gir1.2-gst-rtsp-server-1.0"
+            );
+            eprintln!("SKIP: GStreamer RTSP server not installed (scripts/test installs it)");
+            return None;
+        }
+        let port = if port == 0 { free_port() } else { port };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/rtsp_camera.py");
+        let mut cmd = match core {
+            Some(c) => {
+                let mut cmd = Command::new("taskset");
+                cmd.args(["-c", &c.to_string(), "/usr/bin/python3"]);
+                cmd
+            }
+            None => Command::new("/usr/bin/python3"),
+        };
+        cmd.arg(script).arg(port.to_string());
+        if let Some((u, p)) = creds {
+            cmd.args([u, p]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rtsp camera");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("camera output");
+        assert!(
+            line.starts_with("ready"),
+            "rtsp camera did not start: {line}"
+        );
+        Some(RtspCamera { child, port })
+    }
+
+    /// `rtsp://[user:pass@]127.0.0.1:PORT/{mount}`.
+    pub fn url(&self, creds: Option<(&str, &str)>, mount: &str) -> String {
+        let auth = creds.map(|(u, p)| format!("{u}:{p}@")).unwrap_or_default();
+        format!("rtsp://{auth}127.0.0.1:{}/{mount}", self.port)
+    }
+
+    /// Kills it (a camera that drops off the network).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RtspCamera {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use camgate_hardware_tests::{
     ADMIN_TOKEN, Gateway, browser_scripts, ffprobe_streams, peer_available, run_node,
+    whep_in_chromium,
 };
 
 /// Creates an RTMP ingress for `room`; returns (id, rtmp_url, body).
@@ -128,18 +129,7 @@ async fn ffmpeg_pushes_rtmp_and_chromium_plays_it_over_whep() {
     let key = created["streamKey"].as_str().unwrap_or_default();
     assert!(!list.to_string().contains(key), "{list}");
 
-    let v = run_node(
-        &dir.join("webrtc.mjs"),
-        vec![
-            format!("{}/health", gw.base),
-            "--whep".into(),
-            format!("{}/whep/live-enc", gw.base),
-            "-".into(),
-            "--seconds".into(),
-            "3".into(),
-        ],
-    )
-    .await;
+    let v = whep_in_chromium(&dir, &gw, "live-enc", 3).await;
     eprintln!("rtmp → whep: {v}");
     assert_eq!(v["state"], "connected", "{v}");
     assert_eq!(
@@ -162,6 +152,27 @@ async fn ffmpeg_pushes_rtmp_and_chromium_plays_it_over_whep() {
         row["data"]["bitrate"].as_u64().unwrap_or(0) > 100_000,
         "{row}"
     );
+    // The same stream as MJPEG (H.264 → JPEG while watched) and frame.jpg.
+    let mut viewer = camgate_hardware_tests::MjpegViewer::open(
+        &gw.http,
+        &format!("{}/live/live/live-enc/mjpeg", gw.base),
+    )
+    .await
+    .expect("mjpeg viewer");
+    for _ in 0..3 {
+        let frame = viewer
+            .next_frame_within(Duration::from_secs(5))
+            .await
+            .expect("mjpeg frame");
+        camgate_hardware_tests::assert_jpeg(&frame, 640, 360);
+    }
+    let snap = gw
+        .http
+        .get(format!("{}/live/live/live-enc/frame.jpg", gw.base))
+        .send()
+        .await
+        .expect("frame.jpg");
+    assert_eq!(snap.status(), 200);
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();
 }
@@ -461,4 +472,302 @@ async fn timestamps_going_backwards_keep_hls_valid() {
     let probe = ffprobe_streams(&playlist);
     assert!(probe.contains("codec_name=h264"), "{probe}");
     assert!(probe.contains("codec_name=aac"), "{probe}");
+}
+
+/// Waits until an ingress row of `app` shows `status`.
+async fn wait_status(gw: &Gateway, app: &str, id: &str, status: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, v) = gw
+            .get_json(&format!("/api/v1/apps/{app}/ingress/{id}"))
+            .await;
+        if v["data"]["status"] == status {
+            return v["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "never {status}: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_app_with_rtmp_password_takes_only_validated_pushes() {
+    use reqwest::Method;
+    assert!(peer_available("ffmpeg"), "ffmpeg is needed");
+    let gw = Gateway::start(&[]);
+
+    // A new app, created and configured over the apps API.
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/apps",
+            Some(serde_json::json!({ "name": "secure", "displayName": "Secure site" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["data"]["livekitRoomPrefix"], "secure", "{v}");
+    assert_eq!(v["data"]["features"]["rtmpPassword"], false, "{v}");
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/apps",
+            Some(serde_json::json!({ "name": "secure" })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("app_exists"))
+    );
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/apps",
+            Some(serde_json::json!({ "name": "Bad_Name" })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_name"))
+    );
+    let (status, v) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/secure",
+            Some(serde_json::json!({ "splitMinutes": 7 })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_split_minutes"))
+    );
+    let (status, v) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/secure",
+            Some(serde_json::json!({
+                "features": { "rtmpPassword": true },
+                "callbackUrl": "http://127.0.0.1:9/hook",
+                "callbackSecret": "s3cret-value",
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["features"]["rtmpPassword"], true, "{v}");
+    assert_eq!(v["data"]["features"]["publicPlayback"], true, "{v}");
+    assert_eq!(v["data"]["callbackSecretSet"], true, "{v}");
+    assert!(
+        !v.to_string().contains("s3cret-value"),
+        "secret echoed: {v}"
+    );
+    let (_, list) = gw.get_json("/api/v1/apps").await;
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["live", "secure"], "{list}");
+
+    let create = |room: &'static str| {
+        let gw = &gw;
+        async move {
+            let (status, v) = gw
+                .api(
+                    Method::POST,
+                    "/api/v1/apps/secure/ingress",
+                    Some(serde_json::json!({ "inputType": "rtmp", "room": room })),
+                )
+                .await;
+            assert_eq!(status, 201, "{v}");
+            v["data"].clone()
+        }
+    };
+    let never = create("never").await;
+    let later = create("later").await;
+    let inline = create("inline").await;
+    assert_eq!(later["requires_password"], true, "{later}");
+    let password = later["stream_password"].as_str().expect("stream_password");
+
+    // A push nobody validates is dropped when the window ends (15 s); it
+    // runs alongside the rest.
+    let mut unvalidated = push(never["rtmp_url"].as_str().expect("url"), 40);
+
+    // A push without its password waits, takes no seat…
+    let later_id = later["ingressId"].as_str().expect("id");
+    let mut waiting = push(later["rtmp_url"].as_str().expect("url"), 30);
+    wait_status(&gw, "secure", later_id, "pending_validation").await;
+    let validate = |pw: &str| {
+        let body = serde_json::json!({ "password": pw });
+        let path = format!("/api/v1/apps/secure/ingress/{later_id}/validate");
+        let gw = &gw;
+        async move { gw.api(Method::POST, &path, Some(body)).await }
+    };
+    let (status, v) = validate("not-it").await;
+    assert_eq!(
+        (status, &v["data"]["valid"]),
+        (200, &serde_json::json!(false)),
+        "{v}"
+    );
+    assert_eq!(
+        gw.get_json(&format!("/api/v1/apps/secure/ingress/{later_id}"))
+            .await
+            .1["data"]["status"],
+        "pending_validation"
+    );
+    // …and starts once validated, with the configuration it sent while
+    // waiting (HLS needs the AVC and AAC sequence headers).
+    let (status, v) = validate(password).await;
+    assert_eq!(
+        (status, &v["data"]["valid"]),
+        (200, &serde_json::json!(true)),
+        "{v}"
+    );
+    let row = wait_status(&gw, "secure", later_id, "publishing").await;
+    assert_eq!(row["requiresPassword"], true, "{row}");
+    let playlist = format!("{}/hls/secure/secure-later/index.m3u8", gw.base);
+    let probed = tokio::task::spawn_blocking(move || ffprobe_streams(&playlist))
+        .await
+        .expect("ffprobe");
+    assert!(
+        probed.contains("codec_name=h264|width=640|height=360")
+            && probed.contains("codec_name=aac"),
+        "{probed}"
+    );
+
+    // The password in the key (`?password=`) is checked at once: wrong is
+    // refused, right publishes.
+    let inline_id = inline["ingressId"].as_str().expect("id");
+    let inline_url = inline["rtmp_url"].as_str().expect("url");
+    let mut wrong = push(&format!("{inline_url}?password=nope"), 10);
+    assert!(wait_exit(&mut wrong, Duration::from_secs(10)).is_some_and(|s| !s.success()));
+    let pw = inline["stream_password"].as_str().expect("pw");
+    let mut right = push(&format!("{inline_url}?password={pw}"), 30);
+    wait_status(&gw, "secure", inline_id, "publishing").await;
+
+    // The unvalidated push is gone by now or soon.
+    assert!(
+        wait_exit(&mut unvalidated, Duration::from_secs(20)).is_some(),
+        "an unvalidated push was kept"
+    );
+    let log = gw.log();
+    assert_eq!(
+        count(&log, "unauthorized_rtmp_password: wrong stream password"),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        count(
+            &log,
+            "unauthorized_rtmp_password: the stream password was not validated in time"
+        ),
+        1,
+        "{log}"
+    );
+    assert!(
+        !log.contains(password) && !log.contains(pw),
+        "a password was logged"
+    );
+
+    // Deleting the app drops its live pushes and everything it owned.
+    let (status, v) = gw.api(Method::DELETE, "/api/v1/apps/secure", None).await;
+    assert_eq!(
+        (status, &v["data"]["deleted"]),
+        (200, &serde_json::json!(true)),
+        "{v}"
+    );
+    assert!(wait_exit(&mut waiting, Duration::from_secs(10)).is_some());
+    assert!(wait_exit(&mut right, Duration::from_secs(10)).is_some());
+    let (status, _) = gw.get_json("/api/v1/apps/secure").await;
+    assert_eq!(status, 404);
+    let (status, _) = gw.get_json("/api/v1/apps/live").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn streams_are_listed_counted_and_stopped_through_the_api() {
+    use reqwest::Method;
+    assert!(peer_available("ffmpeg"), "ffmpeg is needed");
+    let gw = Gateway::start(&[]);
+    let (status, _) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/live",
+            Some(serde_json::json!({ "features": { "viewerCounter": true } })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let m = gw.mint("yard").await;
+    let mut camsim = camgate_hardware_tests::spawn_camsim(&m, "10", "60");
+    let mut viewer = gw.wait_live(&m.mjpeg_url).await;
+    let (id, url, _) = create_ingress(&gw, "stage").await;
+    let mut ffmpeg = push(&url, 60);
+    wait_publishing(&gw, &id).await;
+
+    let (_, list) = gw.get_json("/api/v1/apps/live/streams").await;
+    let rows = list["data"].as_array().expect("rows");
+    let kinds: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["room"].as_str().unwrap_or(""),
+                r["type"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&("live-yard", "ws-mjpeg")), "{list}");
+    assert!(kinds.contains(&("live-stage", "rtmp")), "{list}");
+    assert!(rows.iter().all(|r| r["status"] == "active"), "{list}");
+
+    // Detail by canonical id (URL-encoded), with the viewer count.
+    let cam_id = format!("live-yard/{}", m.identity);
+    let path = format!("/api/v1/apps/live/streams/{}", cam_id.replace('/', "%2F"));
+    let _ = viewer.next_frame().await;
+    let (status, one) = gw.get_json(&path).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["data"]["streamId"], cam_id.as_str(), "{one}");
+    assert_eq!(one["data"]["viewers"], 1, "{one}");
+    let stats: serde_json::Value =
+        serde_json::from_str(one["data"]["lastStatsJson"].as_str().expect("stats")).expect("json");
+    assert_eq!(stats["live"], true, "{one}");
+
+    // Stop the camera: it is disconnected, the row ends.
+    let (status, _) = gw.api(Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+    let (_, one) = gw.get_json(&path).await;
+    assert_eq!(one["data"]["status"], "ended", "{one}");
+    assert!(gw.log().contains("stream stopped through the API"));
+
+    // Stop the RTMP stream: the ingress goes with it, the encoder is cut.
+    let rtmp_id = "live-stage/ingress-live";
+    let (status, _) = gw
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/apps/live/streams/{}", rtmp_id.replace('/', "%2F")),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(
+        wait_exit(&mut ffmpeg, Duration::from_secs(10)).is_some(),
+        "encoder still connected"
+    );
+    let (status, _) = ingress_row(&gw, &id).await;
+    assert_eq!(status, 404);
+    let (_, ended) = gw.get_json("/api/v1/apps/live/streams?status=ended").await;
+    assert_eq!(ended["total"], 2, "{ended}");
+    let (status, v) = gw.get_json("/api/v1/apps/live/streams?status=bogus").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_status"))
+    );
+    let (status, v) = gw
+        .api(Method::DELETE, "/api/v1/apps/live/streams/nope", None)
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("stream_not_found"))
+    );
+    let _ = camsim.kill();
+    let _ = camsim.wait();
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
 }

@@ -456,3 +456,75 @@ async fn whip_ingress_key_publishes_only_to_its_room_until_deleted() {
     let (s, _, b) = gw.post_sdp("/whip/live-ing", Some(&key), sdp, "v=0").await;
     assert_eq!((s, b.contains("token_invalid")), (401, true), "{b}");
 }
+
+#[tokio::test]
+async fn an_mjpeg_camera_plays_over_hls_through_the_transcoder() {
+    let Some(dir) = browser_scripts() else { return };
+    let gw = Gateway::start(&[]);
+    let m = gw.mint("hls-cam").await;
+    let mut camsim = spawn_camsim(&m, "15", "60");
+    gw.wait_live(&m.mjpeg_url).await;
+    let (_, live) = gw
+        .get_public_json("/api/v1/apps/live/ws-ingest/live/hls-cam")
+        .await;
+    let playlist = live["data"]["hlsUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no hlsUrl for a live camera: {live}"))
+        .to_owned();
+
+    // The first request starts the transcoder and waits for a segment.
+    let text = gw
+        .http
+        .get(&playlist)
+        .send()
+        .await
+        .expect("playlist")
+        .text()
+        .await
+        .expect("playlist body");
+    assert!(text.starts_with("#EXTM3U"), "{text}");
+    // Keyframes are asked for every two seconds whatever the encoder's
+    // interval, so segments stay short.
+    let target: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("target duration");
+    assert!(target <= 3, "{text}");
+    let probed = tokio::task::spawn_blocking({
+        let playlist = playlist.clone();
+        move || camgate_hardware_tests::ffprobe_streams(&playlist)
+    })
+    .await
+    .expect("ffprobe");
+    assert!(
+        probed.contains("codec_name=h264|width=320|height=240"),
+        "{probed}"
+    );
+
+    let v = run_node(
+        &dir.join("hls.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            playlist,
+            "--seconds".into(),
+            "4".into(),
+        ],
+    )
+    .await;
+    eprintln!("camera over hls.js: {v}");
+    let _ = camsim.kill();
+    let _ = camsim.wait();
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{v}"
+    );
+    assert!(
+        v["frames"].as_u64().unwrap_or(0) >= 20,
+        "frames did not advance: {v}"
+    );
+    let log = gw.log();
+    assert!(log.contains("transcoder started"), "{log}");
+}

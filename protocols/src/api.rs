@@ -363,6 +363,17 @@ pub struct MintIngress {
     pub url: Option<String>,
     /// Multi-layer transcoding; passthrough when off (the default).
     pub enable_transcoding: Option<bool>,
+    /// `url` ingresses over RTSP: `tcp` (interleaved, the default) or `udp`.
+    pub transport: Option<String>,
+    /// `url` ingresses that are single-JPEG snapshot URLs: polls per second
+    /// (default 1, at most 30).
+    pub poll_fps: Option<f32>,
+    /// RTSP camera quirk: retina's initial timestamp policy (`default`,
+    /// `require`, `ignore`, `permissive`).
+    pub initial_timestamp: Option<String>,
+    /// RTSP camera quirk: retina's initial sequence number policy
+    /// (`default`, `respect`, `ignore-suspicious-values`, `ignore`).
+    pub initial_seq: Option<String>,
 }
 
 /// Answer of `POST /api/v1/apps/{app}/ingress`, with the seed's field names
@@ -379,16 +390,21 @@ pub struct CreatedIngress {
     /// `url` + `/` + the stream key (RTMP ingresses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtmp_url: Option<String>,
-    /// The stream key (camelCase spelling).
-    #[serde(rename = "streamKey")]
-    pub stream_key_camel: String,
+    /// The stream key (camelCase spelling); none for pulled (`url`)
+    /// ingresses.
+    #[serde(rename = "streamKey", default, skip_serializing_if = "Option::is_none")]
+    pub stream_key_camel: Option<String>,
     /// The stream key (snake_case spelling).
-    pub stream_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_key: Option<String>,
     /// Namespaced room.
     #[serde(rename = "roomName")]
     pub room_name: String,
     /// Whether a stream password is needed (the app's `rtmpPassword`).
     pub requires_password: bool,
+    /// The stream password (shown once; `rtmpPassword` apps only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_password: Option<String>,
     /// Transcoding on (adaptive ladder) or passthrough.
     pub adaptive: bool,
     /// Player page.
@@ -421,8 +437,17 @@ pub struct IngressInfo {
     pub stream_key: Option<String>,
     /// Transcoding on or passthrough.
     pub adaptive: bool,
-    /// `publishing` or `inactive`.
+    /// Pushes need the stream password (the app's `rtmpPassword`).
+    pub requires_password: bool,
+    /// `publishing`, `pending_validation` (an RTMP push waiting for its
+    /// password), `connecting` / `retrying` (pulled cameras) or `inactive`.
     pub status: String,
+    /// Why a pulled camera's last attempt failed, in plain words
+    /// (`unauthorized`, `unreachable: …`, `timeout: …`, `unsupported codec
+    /// …`); null when it did not fail.
+    pub last_error: Option<String>,
+    /// Failed attempts since the camera last delivered media.
+    pub retries: u32,
     /// Received media bitrate, bits per second (0 when inactive).
     pub bitrate: u64,
     /// Video width, when known.
@@ -451,4 +476,169 @@ pub struct Page<T> {
 /// `/hls/{app}/{room}/index.m3u8`.
 pub fn hls_path(app: &str, room: &str) -> String {
     format!("/hls/{app}/{room}/index.m3u8")
+}
+
+/// The app feature flags of the reference (§5.3), API spelling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppFeatures {
+    /// RTMP ingresses get a `stream_password` that must be validated.
+    pub rtmp_password: bool,
+    /// Stream detail carries a live viewer count.
+    pub viewer_counter: bool,
+    /// Server-side chat messages into rooms.
+    pub chat: bool,
+    /// Server-side reactions into rooms.
+    pub reactions: bool,
+    /// Hidden / recorder join tokens allowed.
+    pub hidden_qc: bool,
+    /// Adaptive player (simulcast live, renditions for VOD).
+    pub adaptive_player: bool,
+    /// Playback routes need no token.
+    pub public_playback: bool,
+}
+
+impl AppFeatures {
+    /// The flags a new app starts with (the reference's scaffold values).
+    pub const NEW_APP: AppFeatures = AppFeatures {
+        rtmp_password: false,
+        viewer_counter: true,
+        chat: false,
+        reactions: false,
+        hidden_qc: true,
+        adaptive_player: true,
+        public_playback: true,
+    };
+}
+
+/// Partial feature flags of `PATCH /api/v1/apps/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchFeatures {
+    /// See [`AppFeatures`].
+    pub rtmp_password: Option<bool>,
+    /// See [`AppFeatures`].
+    pub viewer_counter: Option<bool>,
+    /// See [`AppFeatures`].
+    pub chat: Option<bool>,
+    /// See [`AppFeatures`].
+    pub reactions: Option<bool>,
+    /// See [`AppFeatures`].
+    pub hidden_qc: Option<bool>,
+    /// See [`AppFeatures`].
+    pub adaptive_player: Option<bool>,
+    /// See [`AppFeatures`].
+    pub public_playback: Option<bool>,
+}
+
+/// An app as `GET /api/v1/apps` and `GET/PATCH /api/v1/apps/{name}` return
+/// it: the reference's `AppRecord` fields plus the resolved `features` and
+/// settings (camgate's additions, so a client need not parse
+/// `settingsJson`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRecord {
+    /// Row id.
+    pub id: i64,
+    /// Slug.
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Room prefix (the reference's field name).
+    pub livekit_room_prefix: String,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+    /// Stored settings as JSON text (secrets masked), or null.
+    pub settings_json: Option<String>,
+    /// Feature flags, defaults applied.
+    pub features: AppFeatures,
+    /// `recording.enabled`.
+    pub recording_enabled: bool,
+    /// `recording.split_minutes`.
+    pub split_minutes: u32,
+    /// `recording.snapshot_seconds`.
+    pub snapshot_seconds: u32,
+    /// `callbacks.url` (empty = off).
+    pub callback_url: String,
+    /// Whether a callback secret is set (the secret is never returned).
+    pub callback_secret_set: bool,
+}
+
+/// Body of `POST /api/v1/apps`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateApp {
+    /// Slug `^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$`.
+    pub name: String,
+    /// ≤ 100 characters; defaults to the name.
+    pub display_name: Option<String>,
+    /// ≤ 40 characters; defaults to the name.
+    pub room_prefix: Option<String>,
+}
+
+/// Body of `PATCH /api/v1/apps/{name}` (every field optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchApp {
+    /// ≤ 100 characters.
+    pub display_name: Option<String>,
+    /// `^[a-z0-9][a-z0-9-]{0,39}$`.
+    pub room_prefix: Option<String>,
+    /// `recording.enabled`.
+    pub recording_enabled: Option<bool>,
+    /// One of 0, 15, 30, 60, 90, 120.
+    pub split_minutes: Option<u32>,
+    /// One of 0, 1, 30, 60, 120, 360.
+    pub snapshot_seconds: Option<u32>,
+    /// ≤ 2048 characters; empty turns callbacks off.
+    pub callback_url: Option<String>,
+    /// ≤ 256 characters.
+    pub callback_secret: Option<String>,
+    /// Feature flags to change.
+    pub features: Option<PatchFeatures>,
+}
+
+/// The reference's app name rule: `^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$`.
+pub fn valid_app_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (3..=32).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// The reference's room prefix rule: `^[a-z0-9][a-z0-9-]{0,39}$`.
+pub fn valid_room_prefix(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=40).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+}
+
+#[cfg(test)]
+mod app_rules {
+    use super::*;
+
+    #[test]
+    fn app_names_and_prefixes_follow_the_reference_patterns() {
+        assert!(valid_app_name("live"));
+        assert!(valid_app_name("abc"));
+        assert!(valid_app_name("site-7"));
+        assert!(!valid_app_name("ab"));
+        assert!(!valid_app_name("-abc"));
+        assert!(!valid_app_name("abc-"));
+        assert!(!valid_app_name("Abc"));
+        assert!(!valid_app_name("a_bc"));
+        assert!(valid_app_name(&"a".repeat(32)));
+        assert!(!valid_app_name(&"a".repeat(33)));
+        assert!(valid_room_prefix("a"));
+        assert!(valid_room_prefix("a-"));
+        assert!(!valid_room_prefix("-a"));
+        assert!(!valid_room_prefix(""));
+        assert!(!valid_room_prefix(&"a".repeat(41)));
+    }
 }

@@ -196,13 +196,37 @@ pub enum SourceCodec {
     /// Opus, 48 kHz stereo: the audio track next to an external video
     /// source (see [`Sfu::attach_source`]).
     Opus,
+    /// G.711 µ-law, 8 kHz mono (IP cameras), forwarded as it is.
+    Pcmu,
+    /// G.711 A-law, 8 kHz mono (IP cameras), forwarded as it is.
+    Pcma,
 }
 
 impl SourceCodec {
+    /// An audio track (joins a room's external video source).
+    pub fn is_audio(self) -> bool {
+        matches!(
+            self,
+            SourceCodec::Opus | SourceCodec::Pcmu | SourceCodec::Pcma
+        )
+    }
+
     fn spec(self) -> CodecSpec {
         let profile_level_id = match self {
             SourceCodec::H264ConstrainedBaseline => 0x42e01f,
             SourceCodec::H264(id) => id,
+            SourceCodec::Pcmu | SourceCodec::Pcma => {
+                return CodecSpec {
+                    codec: if self == SourceCodec::Pcmu {
+                        Codec::PCMU
+                    } else {
+                        Codec::PCMA
+                    },
+                    clock_rate: Frequency::EIGHT_KHZ,
+                    channels: Some(1),
+                    format: FormatParams::default(),
+                };
+            }
             SourceCodec::Opus => {
                 return CodecSpec {
                     codec: Codec::Opus,
@@ -508,7 +532,7 @@ impl Sfu {
     /// room's publisher.
     pub fn attach_source(&mut self, room: &str, codec: SourceCodec) -> Result<(), SfuError> {
         let r = self.rooms.entry(room.to_owned()).or_default();
-        if codec == SourceCodec::Opus {
+        if codec.is_audio() {
             // Audio joins the room's external video source.
             if !matches!(r.source, Some(Source::External(_))) {
                 return Err(SfuError::RoomFull(room.to_owned()));

@@ -82,6 +82,12 @@ pub enum SourceKind {
     Whip,
     /// An RTMP encoder (H.264 passthrough).
     Rtmp,
+    /// A pulled RTSP camera sending H.264 (passthrough).
+    Rtsp,
+    /// A pulled RTSP camera sending MJPEG (RFC 2435).
+    RtspJpeg,
+    /// A pulled HTTP camera: multipart MJPEG or polled snapshots.
+    HttpJpeg,
 }
 
 impl SourceKind {
@@ -91,14 +97,16 @@ impl SourceKind {
             SourceKind::WsMjpeg => "ws-mjpeg",
             SourceKind::Whip => "whip",
             SourceKind::Rtmp => "rtmp",
+            SourceKind::Rtsp | SourceKind::RtspJpeg => "rtsp",
+            SourceKind::HttpJpeg => "http-mjpeg",
         }
     }
 
     /// The codec this kind of source publishes.
     pub fn codec(self) -> Codec {
         match self {
-            SourceKind::WsMjpeg => Codec::Jpeg,
-            SourceKind::Whip | SourceKind::Rtmp => Codec::Rtp,
+            SourceKind::WsMjpeg | SourceKind::RtspJpeg | SourceKind::HttpJpeg => Codec::Jpeg,
+            SourceKind::Whip | SourceKind::Rtmp | SourceKind::Rtsp => Codec::Rtp,
         }
     }
 }

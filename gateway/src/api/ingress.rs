@@ -5,16 +5,22 @@
 //!
 //! The stream key is 24 random bytes, shown once at creation; only its
 //! SHA-256 is stored and listings show it masked.
+//!
+//! Apps with the `rtmpPassword` feature also give each RTMP ingress a
+//! `stream_password` (shown once, stored hashed). A push must carry it
+//! (`…/{streamKey}?password=…`) or be validated through
+//! `POST …/ingress/{id}/validate` within [`PASSWORD_WINDOW`]; otherwise it
+//! is dropped with reason `unauthorized_rtmp_password` (see
+//! `ingest::rtmp`).
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::response::Response;
+use axum::routing::{get, post};
 use camgate_protocols::api::{CreatedIngress, IngressInfo, MintIngress, hls_path, mask_key};
 use serde::Deserialize;
 
-use super::native::load_app;
+use super::native::app_for;
 use super::tokens::{check_stream_quota, room_of};
 use super::{ApiError, ApiJson, Auth, created, ok};
 use crate::auth::{hash_secret, now_rfc3339, random_id, random_secret};
@@ -30,6 +36,65 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/apps/{app}/ingress", get(list).post(create))
         .route("/apps/{app}/ingress/{id}", get(one).delete(remove))
+        .route("/apps/{app}/ingress/{id}/validate", post(validate))
+}
+
+/// How long a push without its password waits for a validation, and how
+/// long a validation made before the push stays good.
+pub const PASSWORD_WINDOW: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Longest stream password accepted by `validate` (the reference's limit).
+const MAX_PASSWORD: usize = 256;
+
+/// Body of `POST …/ingress/{id}/validate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateBody {
+    password: String,
+}
+
+async fn validate(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path((app, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ValidateBody>,
+) -> Result<Response, ApiError> {
+    let app = app_for(&state, &who, &app, "ingress:write").await?;
+    if !app.feature("rtmpPassword") {
+        return Err(ApiError::not_found(
+            "feature_disabled",
+            "the rtmpPassword feature is off for this app",
+        ));
+    }
+    if body.password.is_empty() || body.password.len() > MAX_PASSWORD {
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            format!("password must be 1..={MAX_PASSWORD} bytes"),
+        ));
+    }
+    let row = state
+        .db
+        .ingress(app.id, &id)
+        .await?
+        .filter(|r| r.input_type == "rtmp")
+        .ok_or_else(|| ApiError::not_found("ingress_not_found", "no such RTMP ingress"))?;
+    let valid = password_matches(&row, &body.password);
+    if valid {
+        let pending = state.rtmp.authorize(&row.id);
+        tracing::info!(app = %app.name, ingress = %row.id, pending, "rtmp stream password validated");
+    } else {
+        tracing::warn!(app = %app.name, ingress = %row.id, "rtmp stream password rejected");
+    }
+    Ok(ok(
+        serde_json::json!({ "ingressId": row.id, "valid": valid }),
+    ))
+}
+
+/// Whether `password` is the ingress's stream password (constant time).
+pub fn password_matches(row: &IngressRow, password: &str) -> bool {
+    row.password_hash
+        .as_deref()
+        .is_some_and(|h| crate::auth::ct_eq(h, &hash_secret(password)))
 }
 
 async fn create(
@@ -38,16 +103,16 @@ async fn create(
     Path(app): Path<String>,
     ApiJson(body): ApiJson<MintIngress>,
 ) -> Result<Response, ApiError> {
-    let app = load_app(&state, &app).await?;
-    who.require(app.id, "ingress:create")?;
+    let app = app_for(&state, &who, &app, "ingress:create").await?;
     let whip = match body.input_type.as_str() {
         "rtmp" => false,
         "whip" => true,
+        "url" => return create_pull(state, app, body).await,
         other => {
             return Err(ApiError::bad_request(
                 "unsupported_input_type",
                 format!(
-                    "inputType {other:?} is not available; camgate takes \"rtmp\" and \"whip\" here (cameras: ws-ingest)"
+                    "inputType {other:?} is not available; camgate takes \"rtmp\", \"whip\" and \"url\" here (cameras: ws-ingest)"
                 ),
             ));
         }
@@ -67,6 +132,7 @@ async fn create(
         }
     }
     check_stream_quota(&state, &app)?;
+    let stream_password = (!whip && app.feature("rtmpPassword")).then(|| random_secret("", 12));
     let stream_key = if whip {
         random_secret(super::whip::WHIP_KEY_PREFIX, 24)
     } else {
@@ -85,6 +151,8 @@ async fn create(
         url: None,
         enable_transcoding: body.enable_transcoding.unwrap_or(false),
         key_last4: Some(stream_key[stream_key.len() - 4..].to_owned()),
+        password_hash: stream_password.as_deref().map(hash_secret),
+        options: None,
         created_at: now_rfc3339(),
     };
     state
@@ -98,18 +166,118 @@ async fn create(
         ingress_id: row.id,
         rtmp_url: (!whip).then(|| format!("{url}/{stream_key}")),
         url,
-        stream_key_camel: stream_key.clone(),
-        stream_key,
+        stream_key_camel: Some(stream_key.clone()),
+        stream_key: Some(stream_key),
         room_name: room.clone(),
-        requires_password: false,
+        requires_password: stream_password.is_some(),
+        stream_password,
         adaptive: row.enable_transcoding,
-        embed_iframe: format!(
-            "<iframe src=\"{}\" width=\"640\" height=\"360\" allow=\"autoplay; fullscreen\" allowfullscreen></iframe>",
-            urls.embed
-        ),
+        embed_iframe: embed_iframe(&urls.embed),
         player_url: urls.player,
         hls_url: format!("{}{}", state.public_base, hls_path(&app.name, &room)),
     }))
+}
+
+/// `inputType: "url"`: a pulled camera. The URL is checked, stored (its
+/// credentials too: they are needed to reconnect) and pulled at once.
+async fn create_pull(
+    state: SharedState,
+    app: App,
+    body: MintIngress,
+) -> Result<Response, ApiError> {
+    let bad = |code, m: &str| ApiError::bad_request(code, m.to_owned());
+    let raw = body
+        .url
+        .as_deref()
+        .ok_or_else(|| bad("invalid_url", "inputType url needs a url"))?;
+    if raw.len() > 2048 {
+        return Err(bad("invalid_url", "url is longer than 2048"));
+    }
+    let parsed = url::Url::parse(raw).map_err(|_| bad("invalid_url", "url is not a valid URL"))?;
+    if !matches!(parsed.scheme(), "rtsp" | "http") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad(
+            "invalid_url",
+            "url must be rtsp://host/… (RTSP camera) or http://host/… (MJPEG stream or snapshot)",
+        ));
+    }
+    let rtsp = parsed.scheme() == "rtsp";
+    let udp = match body.transport.as_deref() {
+        None | Some("tcp") => false,
+        Some("udp") if rtsp => true,
+        Some(_) => {
+            return Err(bad(
+                "invalid_transport",
+                "transport is tcp or udp (RTSP only)",
+            ));
+        }
+    };
+    if body
+        .poll_fps
+        .is_some_and(|f| !(f.is_finite() && f > 0.0 && f <= 30.0))
+    {
+        return Err(bad("invalid_poll_fps", "pollFps must be > 0 and ≤ 30"));
+    }
+    if let Some(p) = &body.initial_timestamp
+        && p.parse::<retina::client::InitialTimestampPolicy>().is_err()
+    {
+        return Err(bad(
+            "invalid_initial_timestamp",
+            "initialTimestamp is default, require, ignore or permissive",
+        ));
+    }
+    if let Some(p) = &body.initial_seq
+        && p.parse::<retina::client::InitialSequenceNumberPolicy>()
+            .is_err()
+    {
+        return Err(bad(
+            "invalid_initial_seq",
+            "initialSeq is default, respect, ignore-suspicious-values or ignore",
+        ));
+    }
+    let room = room_of(&app, body.room.as_deref())?;
+    check_stream_quota(&state, &app)?;
+    let options = crate::ingest::pull::PullOptions {
+        udp,
+        poll_fps: body.poll_fps,
+        initial_timestamp: body.initial_timestamp.clone(),
+        initial_seq: body.initial_seq.clone(),
+    };
+    let row = IngressRow {
+        id: random_id("IN_", 8),
+        app_id: app.id,
+        input_type: "url".into(),
+        room: room.clone(),
+        participant_identity: body
+            .participant_identity
+            .clone()
+            .unwrap_or_else(|| format!("ingress-{}", app.name)),
+        participant_name: body.participant_name.clone(),
+        url: Some(raw.to_owned()),
+        enable_transcoding: body.enable_transcoding.unwrap_or(false),
+        key_last4: None,
+        password_hash: None,
+        options: serde_json::to_string(&options).ok(),
+        created_at: now_rfc3339(),
+    };
+    state.db.insert_ingress(&row, None).await?;
+    tracing::info!(app = %app.name, %room, ingress = %row.id, url = %crate::ingest::pull::redact(raw), "pulled ingress created");
+    let urls = state.urls(&app.name, &room);
+    let created_row = CreatedIngress {
+        ingress_id: row.id.clone(),
+        rtmp_url: None,
+        url: crate::ingest::pull::without_credentials(raw),
+        stream_key_camel: None,
+        stream_key: None,
+        room_name: room.clone(),
+        requires_password: false,
+        stream_password: None,
+        adaptive: row.enable_transcoding,
+        embed_iframe: embed_iframe(&urls.embed),
+        player_url: urls.player,
+        hls_url: format!("{}{}", state.public_base, hls_path(&app.name, &room)),
+    };
+    crate::ingest::pull::start(&state, &app.name, row);
+    Ok(created(created_row))
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,42 +294,20 @@ async fn list(
     Path(app): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let app = load_app(&state, &app).await?;
-    who.require(app.id, "ingress:read")?;
-    let limit = match q.limit.as_deref() {
-        None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be 1..=500"))?,
-    };
-    let offset = match q.offset.as_deref() {
-        None => 0,
-        Some(o) => o
-            .parse::<i64>()
-            .ok()
-            .filter(|o| *o >= 0)
-            .ok_or_else(|| ApiError::bad_request("invalid_offset", "offset must be ≥ 0"))?,
-    };
-    let room = match q.room.as_deref() {
-        Some(r) => Some(room_of(&app, Some(r))?),
-        None => None,
-    };
+    let app = app_for(&state, &who, &app, "ingress:read").await?;
+    let (limit, offset) = super::paging(q.limit.as_deref(), q.offset.as_deref(), 50, 500)?;
+    let room = q
+        .room
+        .as_deref()
+        .map(|r| room_of(&app, Some(r)))
+        .transpose()?;
     let search = q.q.as_deref().filter(|s| !s.is_empty());
     let (rows, total) = state
         .db
         .list_ingresses(app.id, room.as_deref(), search, limit, offset)
         .await?;
     let data: Vec<IngressInfo> = rows.iter().map(|r| info(&state, &app, r)).collect();
-    Ok(Json(serde_json::json!({
-        "data": data,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "error": null,
-    }))
-    .into_response())
+    Ok(super::page(data, total, limit, offset))
 }
 
 async fn one(
@@ -169,8 +315,7 @@ async fn one(
     Auth(who): Auth,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let app = load_app(&state, &app).await?;
-    who.require(app.id, "ingress:read")?;
+    let app = app_for(&state, &who, &app, "ingress:read").await?;
     let row = state
         .db
         .ingress(app.id, &id)
@@ -184,8 +329,7 @@ async fn remove(
     Auth(who): Auth,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let app = load_app(&state, &app).await?;
-    who.require(app.id, "ingress:delete")?;
+    let app = app_for(&state, &who, &app, "ingress:delete").await?;
     let row = state.db.ingress(app.id, &id).await?;
     if !state.db.delete_ingress(app.id, &id).await? {
         return Err(ApiError::not_found("ingress_not_found", "no such ingress"));
@@ -201,10 +345,18 @@ async fn remove(
                 .end_publisher(&key, &r.participant_identity)
                 .await
         }
+        Some(r) if r.input_type == "url" => state.pulls.stop(&id),
         _ => state.rtmp.kick(&id),
     };
     tracing::info!(app = %app.name, ingress = %id, dropped, "ingress deleted");
     Ok(ok(serde_json::json!({ "ingressId": id, "deleted": true })))
+}
+
+/// The embed snippet of a room's player page.
+fn embed_iframe(embed_url: &str) -> String {
+    format!(
+        "<iframe src=\"{embed_url}\" width=\"640\" height=\"360\" allow=\"autoplay; fullscreen\" allowfullscreen></iframe>"
+    )
 }
 
 /// Where an encoder sends an ingress's media: the app's RTMP URL, or the
@@ -228,6 +380,9 @@ fn ingress_url(state: &SharedState, app: &App, r: &IngressRow) -> String {
 
 /// An ingress row with its live state.
 fn info(state: &SharedState, app: &App, r: &IngressRow) -> IngressInfo {
+    if r.input_type == "url" {
+        return pull_info(state, app, r);
+    }
     let live = state.rtmp.get(&r.id);
     let room = state.hub.get(&RoomKey {
         app: app.name.clone(),
@@ -244,7 +399,7 @@ fn info(state: &SharedState, app: &App, r: &IngressRow) -> IngressInfo {
         room_name: r.room.clone(),
         participant_identity: r.participant_identity.clone(),
         participant_name: r.participant_name.clone(),
-        url: r.url.clone().unwrap_or_else(|| ingress_url(state, app, r)),
+        url: ingress_url(state, app, r),
         stream_key: r.key_last4.as_ref().map(|l| {
             let prefix = if r.input_type == "whip" {
                 super::whip::WHIP_KEY_PREFIX
@@ -254,8 +409,11 @@ fn info(state: &SharedState, app: &App, r: &IngressRow) -> IngressInfo {
             mask_key(prefix, l)
         }),
         adaptive: r.enable_transcoding,
+        requires_password: r.input_type == "rtmp" && app.feature("rtmpPassword"),
         status: if live.is_some() || whip_live {
             "publishing"
+        } else if state.rtmp.is_pending(&r.id) {
+            "pending_validation"
         } else {
             "inactive"
         }
@@ -268,6 +426,50 @@ fn info(state: &SharedState, app: &App, r: &IngressRow) -> IngressInfo {
             .as_ref()
             .and_then(|l| nonzero(l.height.load(std::sync::atomic::Ordering::Relaxed))),
         viewers: room.map_or(0, |r| r.viewer_count() as u64),
+        last_error: None,
+        retries: 0,
+        created_at: r.created_at.clone(),
+    }
+}
+
+/// A pulled ingress with its puller's state.
+fn pull_info(state: &SharedState, app: &App, r: &IngressRow) -> IngressInfo {
+    use std::sync::atomic::Ordering::Relaxed;
+    let live = state.pulls.get(&r.id);
+    let (status, last_error) = live.as_ref().map_or(("inactive", None), |l| l.status());
+    let nonzero = |v: u32| (v > 0).then_some(v);
+    let publishing = status == "publishing";
+    let viewers = state
+        .hub
+        .get(&RoomKey {
+            app: app.name.clone(),
+            room: r.room.clone(),
+        })
+        .map_or(0, |room| room.viewer_count() as u64);
+    IngressInfo {
+        ingress_id: r.id.clone(),
+        input_type: r.input_type.clone(),
+        room_name: r.room.clone(),
+        participant_identity: r.participant_identity.clone(),
+        participant_name: r.participant_name.clone(),
+        url: r
+            .url
+            .as_deref()
+            .map(crate::ingest::pull::without_credentials)
+            .unwrap_or_default(),
+        stream_key: None,
+        adaptive: r.enable_transcoding,
+        requires_password: false,
+        status: status.into(),
+        bitrate: live
+            .as_ref()
+            .filter(|_| publishing)
+            .map_or(0, |l| l.bitrate()),
+        width: live.as_ref().and_then(|l| nonzero(l.width.load(Relaxed))),
+        height: live.as_ref().and_then(|l| nonzero(l.height.load(Relaxed))),
+        viewers,
+        last_error,
+        retries: live.as_ref().map_or(0, |l| l.retries.load(Relaxed)),
         created_at: r.created_at.clone(),
     }
 }

@@ -1,8 +1,13 @@
 //! HTTP API plumbing shared by every API shape: the error type with stable
 //! codes, the `{ "data", "error" }` envelope, JSON bodies and bearer auth.
 
+pub mod api_tokens;
+pub mod apps;
 pub mod ingress;
 pub mod native;
+pub mod snapshots;
+pub mod stats;
+pub mod streams;
 pub mod tokens;
 pub mod whip;
 
@@ -121,6 +126,10 @@ impl From<Denied> for ApiError {
                 code: "permission_denied",
                 message: "token is not valid for this app".into(),
             },
+            Denied::GlobalOnly => ApiError::Forbidden {
+                code: "permission_denied",
+                message: "this route needs a global API token".into(),
+            },
             Denied::Missing(p) => ApiError::Forbidden {
                 code: "permission_denied",
                 message: format!("missing permission {p}"),
@@ -183,6 +192,47 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// `limit` (1..=`max`, default `default`) and `offset` (≥ 0, default 0)
+/// query parameters, with the API's 400 codes.
+pub fn paging(
+    limit: Option<&str>,
+    offset: Option<&str>,
+    default: i64,
+    max: i64,
+) -> Result<(i64, i64), ApiError> {
+    let limit = match limit {
+        None => default,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", format!("limit must be 1..={max}"))
+            })?,
+    };
+    let offset = match offset {
+        None => 0,
+        Some(o) => o
+            .parse::<i64>()
+            .ok()
+            .filter(|o| *o >= 0)
+            .ok_or_else(|| ApiError::bad_request("invalid_offset", "offset must be ≥ 0"))?,
+    };
+    Ok((limit, offset))
+}
+
+/// A page of a listing: `{ data, total, limit, offset, error: null }`.
+pub fn page<T: Serialize>(data: Vec<T>, total: i64, limit: i64, offset: i64) -> Response {
+    Json(serde_json::json!({
+        "data": data,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "error": null,
+    }))
+    .into_response()
+}
+
 /// The authenticated caller of an `/api/v1` route (`Authorization: Bearer sk_…`).
 #[derive(Debug)]
 pub struct Auth(pub Principal);
@@ -197,11 +247,26 @@ impl FromRequestParts<SharedState> for Auth {
         let token = bearer(parts).ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let hash = hash_secret(token);
         let row = state.db.token_by_hash(&hash).await?;
-        row.and_then(|r| Principal::from_row(r, &hash))
-            .map(Auth)
+        let who = row
+            .and_then(|r| Principal::from_row(r, &hash))
             .ok_or(ApiError::Unauthorized(
                 "invalid, expired or revoked API token",
-            ))
+            ))?;
+        if who.allowed_ips.is_some() {
+            let peer = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0);
+            let ip = peer.map(|p| {
+                crate::ingest::ws::client_ip(&parts.headers, p, state.config.trust_forwarded)
+            });
+            if !ip.is_some_and(|ip| who.allows_ip(ip)) {
+                return Err(ApiError::Unauthorized(
+                    "this API token may not be used from this address",
+                ));
+            }
+        }
+        Ok(Auth(who))
     }
 }
 

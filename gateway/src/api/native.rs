@@ -21,6 +21,11 @@ pub fn routes() -> Router<SharedState> {
         .route("/apps/{app}/ws-ingest", get(list_ws_keys).post(mint_ws_key))
         .route("/apps/{app}/ws-ingest/{id}", delete(revoke_ws_key))
         .route("/apps/{app}/ws-ingest/live/{room}", get(live_info))
+        .merge(super::apps::routes())
+        .merge(super::api_tokens::routes())
+        .merge(super::snapshots::routes())
+        .merge(super::streams::routes())
+        .merge(super::stats::routes())
         .merge(super::tokens::routes())
         .merge(super::ingress::routes())
 }
@@ -37,14 +42,25 @@ pub async fn load_app(state: &SharedState, name: &str) -> Result<App, ApiError> 
         .ok_or_else(|| ApiError::not_found("app_not_found", format!("unknown app {name}")))
 }
 
+/// Loads an app and checks that `who` may do `permission` in it.
+pub async fn app_for(
+    state: &SharedState,
+    who: &crate::auth::Principal,
+    name: &str,
+    permission: &'static str,
+) -> Result<App, ApiError> {
+    let app = load_app(state, name).await?;
+    who.require(app.id, permission)?;
+    Ok(app)
+}
+
 async fn mint_ws_key(
     State(state): State<SharedState>,
     Auth(who): Auth,
     Path(app): Path<String>,
     ApiJson(body): ApiJson<MintWsIngest>,
 ) -> Result<Response, ApiError> {
-    let app = load_app(&state, &app).await?;
-    who.require(app.id, "ingress:create")?;
+    let app = app_for(&state, &who, &app, "ingress:create").await?;
     validate_slug(&body.room)
         .map_err(|e| ApiError::bad_request("invalid_room", format!("room {e}")))?;
     if let Some(identity) = &body.identity {
@@ -90,8 +106,7 @@ async fn list_ws_keys(
     Auth(who): Auth,
     Path(app): Path<String>,
 ) -> Result<Response, ApiError> {
-    let app = load_app(&state, &app).await?;
-    who.require(app.id, "ingress:read")?;
+    let app = app_for(&state, &who, &app, "ingress:read").await?;
     let keys = state.db.list_ws_keys(app.id).await?;
     let rows: Vec<WsIngestKey> = keys
         .into_iter()
@@ -125,8 +140,7 @@ async fn revoke_ws_key(
     Auth(who): Auth,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let app = load_app(&state, &app).await?;
-    who.require(app.id, "ingress:delete")?;
+    let app = app_for(&state, &who, &app, "ingress:delete").await?;
     if !state.db.revoke_ws_key(app.id, &id).await? {
         return Err(ApiError::not_found(
             "not_found",
@@ -155,11 +169,11 @@ async fn live_info(
         room: room.clone(),
     };
     let publisher = state.hub.get(&key).and_then(|r| r.publisher());
-    let hls_url = state
-        .hls
-        .get(&key)
-        .filter(|s| !s.with(|p| p.ended()))
-        .map(|_| {
+    // Cameras have HLS on demand (through the transcoder); other sources
+    // while their playlist is live.
+    let camera = publisher.is_some_and(|k| k.codec() == camgate_sfu::Codec::Jpeg);
+    let hls_url =
+        (camera || state.hls.get(&key).is_some_and(|s| !s.with(|p| p.ended()))).then(|| {
             format!(
                 "{}{}",
                 state.public_base,
@@ -168,23 +182,21 @@ async fn live_info(
         });
     let info = if let Some(kind) = publisher {
         let Urls { mjpeg, frame, .. } = state.urls(&app.name, &room);
-        // MJPEG output exists for JPEG sources (H.264 → MJPEG is not built
-        // yet).
-        let jpeg = kind.codec() == camgate_sfu::Codec::Jpeg;
+        // Every source plays as MJPEG: cameras as they are, H.264 sources
+        // through the H.264 → MJPEG transcoder.
         LiveInfo {
             active: true,
             kind: Some(kind.as_str().into()),
-            ws_url: jpeg.then(|| state.viewer_ws_url(&app.name, &room)),
+            ws_url: Some(state.viewer_ws_url(&app.name, &room)),
             whep_url: Some(format!(
                 "{}{}",
                 state.public_base,
                 camgate_protocols::api::whep_path(&room)
             )),
             room,
-            mjpeg_url: jpeg.then_some(mjpeg),
+            mjpeg_url: Some(mjpeg),
             hls_url,
-            // frame.jpg also works for WHIP: a snapshot of its keyframe.
-            frame_url: (jpeg || kind == camgate_sfu::SourceKind::Whip).then_some(frame),
+            frame_url: Some(frame),
         }
     } else {
         LiveInfo {

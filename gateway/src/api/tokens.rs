@@ -13,7 +13,7 @@ use camgate_protocols::api::{
     JoinToken, MintJoinToken, PlayToken, namespace_room, validate_room_name, whep_path, whip_path,
 };
 
-use super::native::load_app;
+use super::native::{app_for, load_app};
 use super::{ApiError, ApiJson, Auth, created, ok};
 use crate::auth::jwt::{JoinClaims, VideoGrant, parse_ttl};
 use crate::auth::random_id;
@@ -125,8 +125,7 @@ async fn mint(
     Path(app): Path<String>,
     ApiJson(body): ApiJson<MintJoinToken>,
 ) -> Result<Response, ApiError> {
-    let app = load_app(&state, &app).await?;
-    who.require(app.id, "stream:write")?;
+    let app = app_for(&state, &who, &app, "stream:write").await?;
     let room = room_of(&app, body.room.as_deref())?;
     let identity = match body.identity {
         Some(i) => {

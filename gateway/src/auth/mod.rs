@@ -66,6 +66,10 @@ pub struct Principal {
     pub app_id: Option<i64>,
     /// Narrowed permissions (`resource:action`); `None` = all of its scope.
     pub permissions: Option<Vec<String>>,
+    /// Expiry of the token (RFC 3339), if any.
+    pub expires_at: Option<String>,
+    /// Client addresses the token may be used from; `None` = any.
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 /// Why a principal may not do something.
@@ -75,6 +79,8 @@ pub enum Denied {
     OtherApp,
     /// The token lacks this permission.
     Missing(&'static str),
+    /// The route needs a global token.
+    GlobalOnly,
 }
 
 impl Principal {
@@ -98,7 +104,21 @@ impl Principal {
             token_id: row.id,
             app_id,
             permissions: row.permissions,
+            expires_at: row.expires_at,
+            allowed_ips: row.allowed_ips,
         })
+    }
+
+    /// Checks that this caller holds a global token with `permission`
+    /// (routes above any one app: creating and deleting apps).
+    pub fn require_global(&self, permission: &'static str) -> Result<(), Denied> {
+        if self.app_id.is_some() {
+            return Err(Denied::GlobalOnly);
+        }
+        match &self.permissions {
+            Some(p) if !p.iter().any(|g| grants(g, permission)) => Err(Denied::Missing(permission)),
+            _ => Ok(()),
+        }
     }
 
     /// Checks that this caller may do `permission` in app `app_id`.
@@ -110,6 +130,87 @@ impl Principal {
             Some(p) if !p.iter().any(|g| grants(g, permission)) => Err(Denied::Missing(permission)),
             _ => Ok(()),
         }
+    }
+}
+
+impl Principal {
+    /// Whether the token may be used from `ip` (its allow-list, if any).
+    pub fn allows_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.allowed_ips
+            .as_ref()
+            .is_none_or(|list| list.is_empty() || list.iter().any(|a| ip_matches(a, ip)))
+    }
+
+    /// Whether this caller holds every permission in `wanted` (a token it
+    /// mints may not have more than it has).
+    pub fn covers(&self, wanted: &[String]) -> bool {
+        match &self.permissions {
+            None => true,
+            Some(mine) => wanted.iter().all(|w| {
+                if w == "*" || w.ends_with(":*") {
+                    // A wildcard only from the same or a wider wildcard.
+                    mine.iter().any(|g| g == "*" || g == w)
+                } else {
+                    mine.iter().any(|g| grants(g, w))
+                }
+            }),
+        }
+    }
+}
+
+/// `entry` is an exact IPv4/IPv6 address or a CIDR (`10.0.0.0/8`,
+/// `fd00::/8`); an IPv4-mapped IPv6 client matches IPv4 entries.
+pub fn ip_matches(entry: &str, ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let (addr, bits) = match entry.split_once('/') {
+        Some((a, b)) => match b.parse::<u32>() {
+            Ok(b) => (a, Some(b)),
+            Err(_) => return false,
+        },
+        None => (entry, None),
+    };
+    let Ok(net) = addr.trim().parse::<IpAddr>() else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Whether `entry` is a valid allow-list entry (see [`ip_matches`]).
+pub fn valid_ip_entry(entry: &str) -> bool {
+    let (addr, bits) = match entry.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (entry, None),
+    };
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(ip) => bits.is_none_or(|b| {
+            b.parse::<u32>()
+                .is_ok_and(|b| b <= if ip.is_ipv4() { 32 } else { 128 })
+        }),
+        Err(_) => false,
     }
 }
 
@@ -167,6 +268,44 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_lists_match_addresses_and_cidrs() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert!(ip_matches("10.0.0.0/8", ip("10.1.2.3")));
+        assert!(!ip_matches("10.0.0.0/8", ip("11.1.2.3")));
+        assert!(ip_matches("192.168.1.7", ip("192.168.1.7")));
+        assert!(ip_matches("127.0.0.1", ip("::ffff:127.0.0.1")));
+        assert!(ip_matches("fd00::/8", ip("fd12::1")));
+        assert!(!ip_matches("fd00::/8", ip("10.0.0.1")));
+        assert!(ip_matches("0.0.0.0/0", ip("8.8.8.8")));
+        assert!(!ip_matches("bogus", ip("8.8.8.8")));
+        assert!(valid_ip_entry("10.0.0.0/8") && valid_ip_entry("::1") && valid_ip_entry("1.2.3.4"));
+        assert!(
+            !valid_ip_entry("10.0.0.0/33")
+                && !valid_ip_entry("host.example")
+                && !valid_ip_entry("")
+        );
+    }
+
+    #[test]
+    fn a_narrow_token_cannot_mint_a_wider_one() {
+        let p = |perms: Option<&[&str]>| Principal {
+            token_id: 1,
+            app_id: Some(1),
+            permissions: perms.map(|p| p.iter().map(|s| s.to_string()).collect()),
+            expires_at: None,
+            allowed_ips: None,
+        };
+        let want = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(p(None).covers(&want(&["*"])));
+        let narrow = p(Some(&["ingress:*", "stream:read"]));
+        assert!(narrow.covers(&want(&["ingress:create", "stream:read"])));
+        assert!(narrow.covers(&want(&["ingress:*"])));
+        assert!(!narrow.covers(&want(&["stream:write"])));
+        assert!(!narrow.covers(&want(&["*"])));
+        assert!(!narrow.covers(&want(&["stream:*"])));
+    }
     use std::time::Duration;
 
     #[test]
@@ -185,6 +324,8 @@ mod tests {
             token_id: 1,
             app_id: Some(7),
             permissions: Some(vec!["ingress:*".into()]),
+            expires_at: None,
+            allowed_ips: None,
         };
         assert_eq!(p.require(7, "ingress:create"), Ok(()));
         assert_eq!(p.require(8, "ingress:create"), Err(Denied::OtherApp));
@@ -196,6 +337,8 @@ mod tests {
             token_id: 2,
             app_id: None,
             permissions: None,
+            expires_at: None,
+            allowed_ips: None,
         };
         assert_eq!(g.require(99, "ingress:delete"), Ok(()));
     }

@@ -75,10 +75,40 @@ impl Stream {
         }
     }
 
+    /// Adds one H.264 access unit (Annex B) taken at `time_ms`; a
+    /// keyframe's SPS/PPS (re)configure the video track. Returns true when
+    /// the open segment has run for [`SEGMENT_TARGET_SECS`], so a source that
+    /// sends keyframes only when asked (WebRTC publishers, the camera
+    /// transcoder) should produce one now.
+    pub fn push_h264(&self, time_ms: i64, keyframe: bool, au: &[u8]) -> bool {
+        use camgate_protocols::h264::{NAL_PPS, NAL_SPS, nal_type, parse_sps, split_annex_b};
+        self.with(|p| {
+            if keyframe {
+                let sps = split_annex_b(au).find(|n| nal_type(n[0]) == NAL_SPS);
+                let pps = split_annex_b(au).find(|n| nal_type(n[0]) == NAL_PPS);
+                if let (Some(sps), Some(pps)) = (sps, pps)
+                    && let Some(info) = parse_sps(sps)
+                {
+                    p.set_video(mux::VideoParams {
+                        width: info.width.min(65535) as u16,
+                        height: info.height.min(65535) as u16,
+                        sps: sps.to_vec(),
+                        pps: pps.to_vec(),
+                    });
+                }
+            }
+            p.push_video(time_ms, 0, keyframe, au);
+            p.open_segment_secs() >= SEGMENT_TARGET_SECS
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, Packager> {
         self.packager.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// Segment length aimed for with sources that make keyframes on request.
+pub const SEGMENT_TARGET_SECS: f64 = 2.0;
 
 /// The HLS streams by room.
 #[derive(Debug, Default)]
@@ -94,6 +124,26 @@ impl Hls {
         match streams.get(key) {
             Some(s) => {
                 s.with(Packager::restart);
+                s.clone()
+            }
+            None => {
+                let s = Arc::new(Stream::new());
+                streams.insert(key.clone(), s.clone());
+                s
+            }
+        }
+    }
+
+    /// The room's stream for a source that produces on demand (the camera
+    /// transcoder): the live one if any, an ended one restarted, or a new
+    /// one.
+    pub fn ensure(&self, key: &RoomKey) -> Arc<Stream> {
+        let mut streams = self.lock();
+        match streams.get(key) {
+            Some(s) => {
+                if s.lock().ended() {
+                    s.with(Packager::restart);
+                }
                 s.clone()
             }
             None => {

@@ -96,6 +96,16 @@ impl Room {
             .map(|s| s.kind)
     }
 
+    /// The credential publishing now (camera key id, ingress id, WHIP
+    /// session).
+    pub fn publisher_owner(&self) -> Option<String> {
+        self.publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.owner.clone())
+    }
+
     /// True when someone other than `owner` publishes here now.
     pub fn is_busy_for(&self, owner: &str) -> bool {
         self.publisher
@@ -228,6 +238,16 @@ impl Hub {
             },
             rx,
         ))
+    }
+
+    /// Every room slot now.
+    pub fn rooms(&self) -> Vec<Arc<Room>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Rooms of an app that have a live publisher.

@@ -8,9 +8,18 @@
 //! camera. H.264 goes to the SFU without transcoding (Annex B → RFC 6184
 //! packets, once for every viewer).
 //!
+//! Apps with the `rtmpPassword` feature also want the ingress's stream
+//! password: appended to the key (`{streamKey}?password=…`) or to the app
+//! (`rtmp://host/{app}?password=…`), or validated through the API
+//! (`POST …/ingress/{id}/validate`) before the push or within
+//! [`PASSWORD_WINDOW`] after it. A push waiting for its validation is
+//! accepted at the RTMP level but takes no seat and forwards nothing (its
+//! AVC/AAC configuration is kept for when it starts); a wrong password or
+//! an expired window drops it with reason `unauthorized_rtmp_password`.
+//!
 //! Every refusal is specific and logged once per connection: unknown app,
-//! wrong key, room busy, unsupported codec, a handshake or protocol error,
-//! a stalled handshake.
+//! wrong key, wrong or missing stream password, room busy, unsupported
+//! codec, a handshake or protocol error, a stalled handshake.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,9 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camgate_protocols::flv::{self, AvcConfig, FlvError, VideoTag};
-use camgate_protocols::h264::{Packetizer, access_unit_is_keyframe};
 use camgate_sfu::SourceKind;
-use camgate_sfu::core::{SourceCodec, SourcePacket};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
@@ -31,12 +38,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
+use super::source::H264Source;
+use crate::api::ingress::PASSWORD_WINDOW;
 use crate::auth::hash_secret;
 use crate::hub::RoomKey;
 use crate::server::SharedState;
 use crate::store::IngressRow;
-use crate::transcode::jpeg_h264::RTP_PAYLOAD_MTU;
-use crate::webrtc::sfu_room;
 
 /// A connection must finish the RTMP handshake and ask to publish within
 /// this time (slow or silent clients are dropped).
@@ -48,6 +55,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct RtmpSessions {
     live: Mutex<HashMap<String, Arc<LiveIngress>>>,
+    /// Pushes waiting for their stream password to be validated.
+    pending: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Validations made before the push, by ingress id.
+    validated: Mutex<HashMap<String, Instant>>,
 }
 
 /// What the API shows of a live RTMP publisher.
@@ -96,6 +107,11 @@ impl RtmpSessions {
         self.lock().get(ingress_id).cloned()
     }
 
+    /// RTMP pushes publishing now.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Drops the live publisher of an ingress at once; false when none.
     pub fn kick(&self, ingress_id: &str) -> bool {
         match self.lock().get(ingress_id) {
@@ -105,6 +121,47 @@ impl RtmpSessions {
             }
             None => false,
         }
+    }
+
+    /// The stream password of an ingress was validated: a push waiting
+    /// for it starts (true), or the next push within [`PASSWORD_WINDOW`]
+    /// needs no password (false).
+    pub fn authorize(&self, ingress_id: &str) -> bool {
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(ingress_id)
+            .cloned();
+        match pending {
+            Some(go) => {
+                go.notify_one();
+                true
+            }
+            None => {
+                let mut validated = self.validated.lock().unwrap_or_else(|e| e.into_inner());
+                validated.retain(|_, t| t.elapsed() < PASSWORD_WINDOW);
+                validated.insert(ingress_id.to_owned(), Instant::now());
+                false
+            }
+        }
+    }
+
+    /// A push of this ingress waits for its password.
+    pub fn is_pending(&self, ingress_id: &str) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(ingress_id)
+    }
+
+    /// Consumes a recent validation of this ingress.
+    fn take_validated(&self, ingress_id: &str) -> bool {
+        self.validated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ingress_id)
+            .is_some_and(|t| t.elapsed() < PASSWORD_WINDOW)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveIngress>>> {
@@ -147,6 +204,7 @@ enum Refusal {
     Timeout(&'static str),
     UnknownApp(String),
     BadKey,
+    Unauthorized(&'static str),
     RoomBusy(String),
     Media(FlvError),
     Io,
@@ -161,6 +219,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Timeout(what) => write!(f, "timed out {what}"),
             Refusal::UnknownApp(app) => write!(f, "unknown app {app:?}"),
             Refusal::BadKey => write!(f, "unknown stream key"),
+            Refusal::Unauthorized(why) => write!(f, "unauthorized_rtmp_password: {why}"),
             Refusal::RoomBusy(room) => write!(f, "room {room} already has a publisher"),
             Refusal::Media(e) => write!(f, "{e}"),
             Refusal::Io => write!(f, "connection lost"),
@@ -176,22 +235,24 @@ impl std::fmt::Display for Refusal {
 struct Publishing {
     ingress: IngressRow,
     key: RoomKey,
-    sfu_room: String,
     session_id: String,
     live: Arc<LiveIngress>,
-    _seat: crate::hub::PublisherGuard,
     avc: Option<AvcConfig>,
-    attached: Option<u32>,
-    packetizer: Packetizer,
-    next_seq: u64,
     app_id: i64,
-    hls: Arc<crate::hls::Stream>,
-    /// The room's WebRTC state: packets are only made while someone
-    /// subscribes (a joining viewer waits for the next keyframe anyway).
-    room_media: Arc<crate::webrtc::RoomMedia>,
-    /// AAC → Opus for WebRTC viewers, once the AAC config is known.
-    opus: Option<crate::transcode::aac_opus::AacToOpus>,
-    audio_attached: bool,
+    source: H264Source,
+}
+
+/// A push accepted at the RTMP level that waits for its stream password.
+struct Pending {
+    app: crate::store::App,
+    ingress: IngressRow,
+    go: Arc<Notify>,
+    deadline: Instant,
+    /// The last AVC and AAC sequence headers, replayed when it starts.
+    video_config: Option<Vec<u8>>,
+    audio_config: Option<Vec<u8>>,
+    width: u32,
+    height: u32,
 }
 
 struct Connection {
@@ -199,6 +260,9 @@ struct Connection {
     peer: SocketAddr,
     session: Option<ServerSession>,
     app: Option<crate::store::App>,
+    /// `password=` from the connect URL's query, if any.
+    connect_password: Option<String>,
+    pending: Option<Pending>,
     publishing: Option<Publishing>,
     out: Vec<u8>,
 }
@@ -210,6 +274,8 @@ impl Connection {
             peer,
             session: None,
             app: None,
+            connect_password: None,
+            pending: None,
             publishing: None,
             out: Vec::new(),
         }
@@ -245,7 +311,16 @@ impl Connection {
                     None => std::future::pending().await,
                 }
             };
-            let timeout = if self.publishing.is_some() {
+            let go = self.pending.as_ref().map(|p| p.go.clone());
+            let validated = async move {
+                match go {
+                    Some(go) => go.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let timeout = if let Some(p) = &self.pending {
+                p.deadline.saturating_duration_since(Instant::now())
+            } else if self.publishing.is_some() {
                 IDLE_TIMEOUT
             } else {
                 publish_deadline.saturating_duration_since(Instant::now())
@@ -254,10 +329,20 @@ impl Connection {
                 r = tokio::time::timeout(timeout, socket.read(&mut buf)) => match r {
                     Ok(Ok(0)) | Ok(Err(_)) => return Err(Refusal::Io),
                     Ok(Ok(n)) => n,
+                    Err(_) if self.pending.is_some() => {
+                        if let Some(p) = &self.pending {
+                            self.password_refused(&p.app.name, &p.ingress);
+                        }
+                        return Err(Refusal::Unauthorized("the stream password was not validated in time"));
+                    }
                     Err(_) if self.publishing.is_some() => return Err(Refusal::Timeout("waiting for media")),
                     Err(_) => return Err(Refusal::Timeout("before publishing")),
                 },
                 _ = kicked => return Err(Refusal::Kicked),
+                _ = validated => {
+                    self.start_pending().await?;
+                    continue;
+                }
             };
             let r = self.input(&buf[..n]).await;
             // Send what the session answered, even a refusal, before closing.
@@ -296,21 +381,15 @@ impl Connection {
 
     async fn apply(&mut self, results: Vec<ServerSessionResult>) -> Result<(), Refusal> {
         let mut queue = std::collections::VecDeque::from(results);
-        let mut media: Vec<SourcePacket> = Vec::new();
         while let Some(r) = queue.pop_front() {
             match r {
                 ServerSessionResult::OutboundResponse(p) => self.out.extend_from_slice(&p.bytes),
                 ServerSessionResult::UnhandleableMessageReceived(_) => {}
                 ServerSessionResult::RaisedEvent(e) => {
-                    let more = self.event(e, &mut media).await?;
+                    let more = self.event(e).await?;
                     queue.extend(more);
                 }
             }
-        }
-        if !media.is_empty()
-            && let Some(room) = self.publishing.as_ref().map(|p| p.sfu_room.clone())
-        {
-            let _ = self.state.media.sfu().write_source(&room, media).await;
         }
         Ok(())
     }
@@ -324,14 +403,15 @@ impl Connection {
     async fn event(
         &mut self,
         event: ServerSessionEvent,
-        media: &mut Vec<SourcePacket>,
     ) -> Result<Vec<ServerSessionResult>, Refusal> {
         match event {
             ServerSessionEvent::ConnectionRequested {
                 request_id,
                 app_name,
             } => {
-                let name = app_name.split('?').next().unwrap_or_default().to_owned();
+                let (name, query) = app_name.split_once('?').unwrap_or((&app_name, ""));
+                self.connect_password = query_param(query, "password");
+                let name = name.to_owned();
                 let app = crate::api::native::load_app(&self.state, &name).await.ok();
                 let Some(app) = app else {
                     let r = self
@@ -352,6 +432,10 @@ impl Connection {
                 ..
             } => self.publish(request_id, &stream_key).await,
             ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
+                if let Some(p) = self.pending.as_mut() {
+                    p.width = metadata.video_width.unwrap_or(p.width);
+                    p.height = metadata.video_height.unwrap_or(p.height);
+                }
                 if let Some(p) = &self.publishing {
                     if let Some(w) = metadata.video_width {
                         p.live.width.store(w, Ordering::Relaxed);
@@ -365,37 +449,26 @@ impl Connection {
             ServerSessionEvent::VideoDataReceived {
                 data, timestamp, ..
             } => {
-                self.video(&data, timestamp.value, media).await?;
+                if let Some(p) = self.pending.as_mut() {
+                    if matches!(flv::parse_video(&data, None), Ok(VideoTag::Config(_))) {
+                        p.video_config = Some(data.to_vec());
+                    }
+                    return Ok(Vec::new());
+                }
+                self.video(&data, timestamp.value).await?;
                 Ok(Vec::new())
             }
             ServerSessionEvent::AudioDataReceived {
                 data, timestamp, ..
             } => {
-                let Some(p) = &self.publishing else {
+                if let Some(p) = self.pending.as_mut() {
+                    if matches!(flv::parse_audio(&data), Ok(flv::AudioTag::Config(_))) {
+                        p.audio_config = Some(data.to_vec());
+                    }
                     return Ok(Vec::new());
-                };
-                p.live.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                // AAC goes to HLS as it is, and to WebRTC viewers as Opus.
-                match flv::parse_audio(&data) {
-                    Ok(flv::AudioTag::Config(c)) => {
-                        p.hls.with(|h| h.set_audio(c.clone()));
-                        self.audio_config(&c).await;
-                        Ok(Vec::new())
-                    }
-                    Ok(flv::AudioTag::Frame(f)) => {
-                        let dts = i64::from(timestamp.value);
-                        p.hls.with(|h| h.push_audio(dts, &f));
-                        self.audio_frame(dts, &f).await;
-                        Ok(Vec::new())
-                    }
-                    Err(FlvError::UnsupportedCodec(c)) => {
-                        Err(Refusal::Media(FlvError::UnsupportedCodec(c)))
-                    }
-                    Err(e) => {
-                        debug!(peer = %self.peer, error = %e, "bad audio tag dropped");
-                        Ok(Vec::new())
-                    }
                 }
+                self.audio(&data, timestamp.value).await?;
+                Ok(Vec::new())
             }
             ServerSessionEvent::PublishStreamFinished { .. } => {
                 self.stop_publishing().await;
@@ -434,8 +507,11 @@ impl Connection {
         let Some(app) = self.app.clone() else {
             return Err(Refusal::Protocol("publish before connect".into()));
         };
+        if self.publishing.is_some() || self.pending.is_some() {
+            return Err(Refusal::Protocol("second publish on one connection".into()));
+        }
         // Encoders may append `?query` to the key; the key is what precedes it.
-        let key_only = stream_key.split('?').next().unwrap_or_default();
+        let (key_only, query) = stream_key.split_once('?').unwrap_or((stream_key, ""));
         let ingress = if key_only.is_empty() {
             None
         } else {
@@ -459,6 +535,126 @@ impl Connection {
             self.apply_refusal(r);
             return Err(Refusal::BadKey);
         };
+        if app.feature("rtmpPassword") {
+            let given = query_param(query, "password").or_else(|| self.connect_password.clone());
+            let refuse = |why| (why, "unauthorized: stream password");
+            let refusal = match given {
+                _ if ingress.password_hash.is_none() => Some(refuse(
+                    "the ingress has no stream password (created before rtmpPassword was on); create a new one",
+                )),
+                Some(pw) if crate::api::ingress::password_matches(&ingress, &pw) => None,
+                Some(_) => Some(refuse("wrong stream password")),
+                None if self.state.rtmp.take_validated(&ingress.id) => None,
+                None => {
+                    // Accepted at the RTMP level; starts once validated.
+                    let go = Arc::new(Notify::new());
+                    self.state
+                        .rtmp
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(ingress.id.clone(), go.clone());
+                    info!(peer = %self.peer, app = %app.name, ingress = %ingress.id, "rtmp push waits for its stream password");
+                    self.pending = Some(Pending {
+                        app,
+                        ingress,
+                        go,
+                        deadline: Instant::now() + PASSWORD_WINDOW,
+                        video_config: None,
+                        audio_config: None,
+                        width: 0,
+                        height: 0,
+                    });
+                    return self
+                        .session()?
+                        .accept_request(request_id)
+                        .map_err(|e| Refusal::Protocol(e.to_string()));
+                }
+            };
+            if let Some((why, text)) = refusal {
+                self.password_refused(&app.name, &ingress);
+                let r = self
+                    .session()?
+                    .reject_request(request_id, "NetStream.Publish.BadName", text)
+                    .map_err(|e| Refusal::Protocol(e.to_string()))?;
+                self.apply_refusal(r);
+                return Err(Refusal::Unauthorized(why));
+            }
+        }
+        match self.start(&app, ingress).await {
+            Ok(()) => self
+                .session()?
+                .accept_request(request_id)
+                .map_err(|e| Refusal::Protocol(e.to_string())),
+            Err(e) => {
+                let r = self
+                    .session()?
+                    .reject_request(
+                        request_id,
+                        "NetStream.Publish.BadName",
+                        "stream already publishing",
+                    )
+                    .map_err(|e| Refusal::Protocol(e.to_string()))?;
+                self.apply_refusal(r);
+                Err(e)
+            }
+        }
+    }
+
+    /// A push killed by the password check: `stream_ended` with reason
+    /// `unauthorized_rtmp_password` and the ingress id as `streamId`
+    /// (reference §4.5).
+    fn password_refused(&self, app: &str, ingress: &IngressRow) {
+        self.state.webhooks.stream_ended(
+            app,
+            &ingress.room,
+            &ingress.id,
+            SourceKind::Rtmp,
+            crate::webhooks::Publisher::Ingress(&ingress.id),
+            Some("unauthorized_rtmp_password"),
+        );
+    }
+
+    /// A waiting push was validated: it starts, with the configuration
+    /// and metadata it sent while waiting.
+    async fn start_pending(&mut self) -> Result<(), Refusal> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        self.unregister_pending(&p);
+        info!(peer = %self.peer, ingress = %p.ingress.id, "rtmp stream password validated");
+        self.start(&p.app, p.ingress).await?;
+        if let Some(live) = self.publishing.as_ref().map(|x| &x.live) {
+            live.width.store(p.width, Ordering::Relaxed);
+            live.height.store(p.height, Ordering::Relaxed);
+        }
+        if let Some(v) = p.video_config {
+            self.video(&v, 0).await?;
+        }
+        if let Some(a) = p.audio_config {
+            self.audio(&a, 0).await?;
+        }
+        Ok(())
+    }
+
+    fn unregister_pending(&self, p: &Pending) {
+        let mut pending = self
+            .state
+            .rtmp
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if pending
+            .get(&p.ingress.id)
+            .is_some_and(|g| Arc::ptr_eq(g, &p.go))
+        {
+            pending.remove(&p.ingress.id);
+        }
+    }
+
+    /// Takes the room's publisher seat for an authorized push (replacing a
+    /// live connection of the same ingress).
+    async fn start(&mut self, app: &crate::store::App, ingress: IngressRow) -> Result<(), Refusal> {
         let key = RoomKey {
             app: app.name.clone(),
             room: ingress.room.clone(),
@@ -474,26 +670,8 @@ impl Connection {
             info!(peer = %self.peer, ingress = %ingress.id, "rtmp publisher replaced by a new connection with the same key");
         }
         let session_id = crate::auth::random_id("", 8);
-        let seat = match self.state.hub.publish(
-            &key,
-            SourceKind::Rtmp,
-            &ingress.id,
-            crate::webrtc::next_conn(),
-        ) {
-            Ok(s) => s,
-            Err(_) => {
-                let r = self
-                    .session()?
-                    .reject_request(
-                        request_id,
-                        "NetStream.Publish.BadName",
-                        "stream already publishing",
-                    )
-                    .map_err(|e| Refusal::Protocol(e.to_string()))?;
-                self.apply_refusal(r);
-                return Err(Refusal::RoomBusy(key.room));
-            }
-        };
+        let source = H264Source::open(&self.state, &key, SourceKind::Rtmp, &ingress.id)
+            .map_err(|_| Refusal::RoomBusy(key.room.clone()))?;
         let live = Arc::new(LiveIngress::default());
         *live.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         self.state
@@ -516,37 +694,43 @@ impl Connection {
         {
             warn!(error = %e, "could not record stream start");
         }
+        self.state.webhooks.stream_started(
+            &app.name,
+            &key.room,
+            &stream_id,
+            SourceKind::Rtmp,
+            crate::webhooks::Publisher::Ingress(&ingress.id),
+        );
         info!(peer = %self.peer, app = %app.name, room = %key.room, ingress = %ingress.id, "rtmp publishing");
-        let hls = self.state.hls.open(&key);
-        let room_media = self.state.media.room(&sfu_room(&key));
         self.publishing = Some(Publishing {
-            hls,
-            room_media,
-            opus: None,
-            audio_attached: false,
-            sfu_room: sfu_room(&key),
             key,
             session_id,
             live,
-            _seat: seat,
             avc: None,
-            attached: None,
-            packetizer: Packetizer::new(RTP_PAYLOAD_MTU),
-            next_seq: 1,
             app_id: app.id,
             ingress,
+            source,
         });
-        self.session()?
-            .accept_request(request_id)
-            .map_err(|e| Refusal::Protocol(e.to_string()))
+        Ok(())
     }
 
-    async fn video(
-        &mut self,
-        data: &[u8],
-        timestamp_ms: u32,
-        media: &mut Vec<SourcePacket>,
-    ) -> Result<(), Refusal> {
+    /// One FLV audio tag: AAC goes to HLS as it is, and to WebRTC viewers
+    /// as Opus.
+    async fn audio(&mut self, data: &[u8], timestamp_ms: u32) -> Result<(), Refusal> {
+        let Some(p) = self.publishing.as_mut() else {
+            return Ok(());
+        };
+        p.live.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        match flv::parse_audio(data) {
+            Ok(flv::AudioTag::Config(c)) => p.source.aac_config(&c).await,
+            Ok(flv::AudioTag::Frame(f)) => p.source.aac(i64::from(timestamp_ms), &f).await,
+            Err(e @ FlvError::UnsupportedCodec(_)) => return Err(Refusal::Media(e)),
+            Err(e) => debug!(peer = %self.peer, error = %e, "bad audio tag dropped"),
+        }
+        Ok(())
+    }
+
+    async fn video(&mut self, data: &[u8], timestamp_ms: u32) -> Result<(), Refusal> {
         let Some(p) = self.publishing.as_mut() else {
             return Ok(());
         };
@@ -562,120 +746,32 @@ impl Connection {
         };
         match tag {
             VideoTag::Config(c) => {
-                let profile = c.profile_level_id;
-                let params = crate::hls::mux::VideoParams {
-                    width: p.live.width.load(Ordering::Relaxed).min(65535) as u16,
-                    height: p.live.height.load(Ordering::Relaxed).min(65535) as u16,
-                    sps: c.sps[0].clone(),
-                    pps: c.pps[0].clone(),
-                };
-                p.hls.with(|h| h.set_video(params));
+                let size = (
+                    p.live.width.load(Ordering::Relaxed),
+                    p.live.height.load(Ordering::Relaxed),
+                );
+                p.source.video_config(&c.sps[0], &c.pps[0], size).await;
                 p.avc = Some(c);
-                if p.attached != Some(profile) {
-                    let sfu = self.state.media.sfu();
-                    if p.attached.is_some() {
-                        sfu.detach_source(&p.sfu_room).await;
-                    }
-                    let _ = sfu
-                        .attach_source(&p.sfu_room, SourceCodec::H264(profile))
-                        .await;
-                    p.attached = Some(profile);
-                    // Re-attaching video dropped the audio track with it.
-                    p.audio_attached = false;
-                    Self::attach_audio(&self.state, p).await;
-                }
             }
             VideoTag::Frame {
                 composition_ms,
                 annex_b,
                 ..
             } => {
-                let keyframe = access_unit_is_keyframe(&annex_b);
-                p.hls.with(|h| {
-                    h.push_video(i64::from(timestamp_ms), composition_ms, keyframe, &annex_b)
-                });
-                if p.attached.is_none() || *p.room_media.subscribers.borrow() == 0 {
-                    return Ok(());
-                }
-                let pts_ms = i64::from(timestamp_ms) + i64::from(composition_ms);
-                let time = (pts_ms.max(0) as u64 * 90) as u32;
-                let payloads = p.packetizer.packetize(&annex_b);
-                let n = payloads.len();
-                for (i, payload) in payloads.into_iter().enumerate() {
-                    let seq = p.next_seq;
-                    p.next_seq += 1;
-                    media.push(SourcePacket {
-                        seq,
-                        time,
-                        marker: i + 1 == n,
-                        keyframe: keyframe && i == 0,
-                        payload: payload.into(),
-                    });
-                }
+                p.source
+                    .video(i64::from(timestamp_ms), composition_ms, &annex_b)
+                    .await;
             }
             VideoTag::Skip => {}
         }
         Ok(())
     }
 
-    /// A new AAC configuration: a new AAC → Opus converter, and the room's
-    /// audio track once its video track exists.
-    async fn audio_config(&mut self, config: &flv::AacConfig) {
-        let peer = self.peer;
-        let Some(p) = self.publishing.as_mut() else {
-            return;
-        };
-        match crate::transcode::aac_opus::AacToOpus::new(config) {
-            Ok(t) => p.opus = Some(t),
-            Err(e) => {
-                warn!(%peer, error = %e, "no audio for WebRTC viewers");
-                p.opus = None;
-            }
-        }
-        Self::attach_audio(&self.state, p).await;
-    }
-
-    async fn attach_audio(state: &SharedState, p: &mut Publishing) {
-        if p.attached.is_some() && p.opus.is_some() && !p.audio_attached {
-            p.audio_attached = state
-                .media
-                .sfu()
-                .attach_source(&p.sfu_room, SourceCodec::Opus)
-                .await
-                .is_ok_and(|r| r.is_ok());
-        }
-    }
-
-    /// One AAC frame for WebRTC viewers (only while someone subscribes).
-    async fn audio_frame(&mut self, dts_ms: i64, frame: &[u8]) {
-        let Some(p) = self.publishing.as_mut() else {
-            return;
-        };
-        if !p.audio_attached || *p.room_media.subscribers.borrow() == 0 {
-            return;
-        }
-        let Some(t) = p.opus.as_mut() else {
-            return;
-        };
-        let packets = t.push(dts_ms, frame);
-        if !packets.is_empty() {
-            let _ = self
-                .state
-                .media
-                .sfu()
-                .write_source_audio(&p.sfu_room, packets)
-                .await;
-        }
-    }
-
     async fn stop_publishing(&mut self) {
         let Some(p) = self.publishing.take() else {
             return;
         };
-        if p.attached.is_some() {
-            self.state.media.sfu().detach_source(&p.sfu_room).await;
-        }
-        self.state.hls.close(&p.key, &p.hls);
+        p.source.close().await;
         {
             let mut live = self.state.rtmp.lock();
             if live
@@ -694,14 +790,31 @@ impl Connection {
         {
             warn!(error = %e, "could not record stream end");
         }
+        self.state.webhooks.stream_ended(
+            &p.key.app,
+            &p.key.room,
+            &stream_id,
+            SourceKind::Rtmp,
+            crate::webhooks::Publisher::Ingress(&p.ingress.id),
+            None,
+        );
         info!(peer = %self.peer, room = %p.key.room, ingress = %p.ingress.id, "rtmp publishing ended");
-        drop(p._seat);
         p.live.done.send_replace(true);
     }
 
     async fn finish(&mut self) {
+        if let Some(p) = self.pending.take() {
+            self.unregister_pending(&p);
+        }
         self.stop_publishing().await;
     }
+}
+
+/// The value of `name` in a URL query (`a=1&password=x`), decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Runs the server side of the RTMP handshake; returns bytes that followed
@@ -734,5 +847,28 @@ async fn handshake(socket: &mut TcpStream, buf: &mut [u8]) -> Result<Vec<u8>, Re
                 return Ok(remaining_bytes);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_found_and_decoded() {
+        assert_eq!(
+            query_param("password=abc", "password").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            query_param("x=1&password=a%2Fb+c", "password").as_deref(),
+            Some("a/b c")
+        );
+        assert_eq!(query_param("x=1", "password"), None);
+        assert_eq!(query_param("", "password"), None);
+        assert_eq!(
+            query_param("password=100%", "password").as_deref(),
+            Some("100%")
+        );
     }
 }

@@ -44,6 +44,14 @@ pub struct Kick {
 }
 
 impl Kick {
+    /// The stream was stopped through the API (1000 `stream stopped`).
+    pub fn stopped() -> Kick {
+        Kick {
+            code: 1000,
+            reason: "stream stopped",
+        }
+    }
+
     /// The key was revoked (4401 `key revoked`).
     pub fn revoked() -> Kick {
         Kick {
@@ -375,6 +383,13 @@ async fn run_inner(state: SharedState, mut socket: WebSocket, acc: Accepted) {
     {
         tracing::error!(error = %e, "could not record stream start");
     }
+    state.webhooks.stream_started(
+        &app.name,
+        &key.room,
+        &stream_id,
+        SourceKind::WsMjpeg,
+        crate::webhooks::Publisher::Participant(&key.identity),
+    );
     info!(%peer, "camera connected");
 
     let ready = ServerMessage::Ready {
@@ -564,6 +579,14 @@ async fn run_inner(state: SharedState, mut socket: WebSocket, acc: Accepted) {
     if let Err(e) = state.db.stream_ended(app.id, &stream_id, &session_id).await {
         tracing::error!(error = %e, "could not record stream end");
     }
+    state.webhooks.stream_ended(
+        &app.name,
+        &key.room,
+        &stream_id,
+        SourceKind::WsMjpeg,
+        crate::webhooks::Publisher::Participant(&key.identity),
+        None,
+    );
     let drops = stats.drops();
     let why = match &end {
         End::DeviceClosed => "device closed".to_owned(),

@@ -20,6 +20,7 @@ use super::mjpeg::room_key;
 use crate::api::ApiError;
 use crate::hls::Stream;
 use crate::server::SharedState;
+use crate::webrtc::sfu_room;
 
 /// Longest a blocking playlist request or a hinted part waits.
 const MAX_WAIT: Duration = Duration::from_secs(6);
@@ -41,6 +42,19 @@ async fn stream(
     token: Option<&str>,
 ) -> Result<std::sync::Arc<Stream>, ApiError> {
     let key = room_key(state, app, room, token).await?;
+    // An MJPEG camera has HLS through its transcoder, which runs while HLS
+    // clients keep asking.
+    let camera = state
+        .hub
+        .get(&key)
+        .and_then(|r| r.publisher())
+        .is_some_and(|kind| kind.codec() == camgate_sfu::Codec::Jpeg);
+    if camera {
+        state.media.room(&sfu_room(&key)).hls_touch();
+        let stream = state.hls.ensure(&key);
+        crate::transcode::camera::ensure(state, &key);
+        return Ok(stream);
+    }
     state
         .hls
         .get(&key)

@@ -23,6 +23,7 @@ use crate::api::ApiError;
 use crate::api::native::load_app;
 use crate::hub::{Frame, RoomKey, ViewerGuard};
 use crate::server::SharedState;
+use crate::transcode::h264_mjpeg::MjpegDemand;
 
 /// `?token=` on playback routes of apps whose `publicPlayback` is off.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -82,24 +83,16 @@ pub async fn mjpeg(
     Query(q): Query<PlayQuery>,
 ) -> Result<Response, ApiError> {
     let key = room_key(&state, &app, &room, q.token.as_deref()).await?;
-    if let Some(kind) = state.hub.get(&key).and_then(|r| r.publisher())
-        && kind.codec() != camgate_sfu::Codec::Jpeg
-    {
-        return Err(ApiError::not_found(
-            "mjpeg_unavailable",
-            format!(
-                "{} is a {} stream: watch it over WebRTC",
-                key.room,
-                kind.as_str()
-            ),
-        ));
-    }
     let (guard, mut rx) = state.hub.watch(&key).ok_or_else(|| {
         ApiError::not_found("stream_not_found", format!("{} is not live", key.room))
     })?;
-    rx.mark_changed();
+    let (demand, fresh) = h264_demand(&state, &key);
+    if fresh {
+        rx.mark_changed();
+    }
     let viewer = Viewer {
         _guard: guard,
+        _demand: demand,
         rx,
         shutdown: state.shutdown.clone(),
         started: false,
@@ -121,8 +114,26 @@ pub async fn mjpeg(
     Ok(resp)
 }
 
+/// For a room whose source sends H.264: counts this viewer as MJPEG demand
+/// (starting the H.264 → MJPEG transcoder). The second value says whether
+/// the room's latest hub frame is current (a camera's always is; an H.264
+/// room's only while its transcoder runs).
+fn h264_demand(state: &SharedState, key: &RoomKey) -> (Option<MjpegDemand>, bool) {
+    let h264 = state
+        .hub
+        .get(key)
+        .and_then(|r| r.publisher())
+        .is_some_and(|k| k.codec() != camgate_sfu::Codec::Jpeg);
+    if !h264 {
+        return (None, true);
+    }
+    let running = mjpeg_transcoder_running(state, key);
+    (Some(MjpegDemand::new(state, key)), running)
+}
+
 struct Viewer {
     _guard: ViewerGuard,
+    _demand: Option<MjpegDemand>,
     rx: watch::Receiver<Option<Frame>>,
     shutdown: watch::Receiver<bool>,
     started: bool,
@@ -152,20 +163,7 @@ pub async fn frame(
     Query(q): Query<PlayQuery>,
 ) -> Result<Response, ApiError> {
     let key = room_key(&state, &app, &room, q.token.as_deref()).await?;
-    let not_live = || {
-        ApiError::not_found(
-            "stream_not_found",
-            format!("{} has no frame: not live", key.room),
-        )
-    };
-    let room_slot = state.hub.get(&key).ok_or_else(not_live)?;
-    let body = match room_slot.latest() {
-        Some(frame) => Body::from(frame.part.jpeg()),
-        None if room_slot.publisher() == Some(camgate_sfu::SourceKind::Whip) => {
-            Body::from(whip_snapshot(&state, &key).await?)
-        }
-        None => return Err(not_live()),
-    };
+    let body = Body::from(current_jpeg(&state, &key).await?);
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
@@ -178,10 +176,53 @@ const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(2);
 /// How long a snapshot waits for the refreshed keyframe.
 const SNAPSHOT_WAIT: Duration = Duration::from_millis(1500);
 
-/// A JPEG of a WebRTC publisher's picture: its latest keyframe, refreshed
-/// first when older than [`SNAPSHOT_MAX_AGE`] (the publisher is asked for a
-/// new one; a stale one is used when none comes in time).
-async fn whip_snapshot(state: &SharedState, key: &RoomKey) -> Result<Vec<u8>, ApiError> {
+/// The room's current picture as a JPEG: a camera's latest frame; for an
+/// H.264 source the MJPEG transcoder's current picture, or the latest
+/// keyframe decoded. 404 `stream_not_found` when nothing is live.
+pub async fn current_jpeg(state: &SharedState, key: &RoomKey) -> Result<Bytes, ApiError> {
+    let not_live = || {
+        ApiError::not_found(
+            "stream_not_found",
+            format!("{} has no frame: not live", key.room),
+        )
+    };
+    let room_slot = state.hub.get(key).ok_or_else(not_live)?;
+    match room_slot.publisher() {
+        Some(kind) if kind.codec() == camgate_sfu::Codec::Jpeg => {
+            Ok(room_slot.latest().ok_or_else(not_live)?.part.jpeg())
+        }
+        Some(kind) => {
+            let fresh = mjpeg_transcoder_running(state, key);
+            match room_slot.latest().filter(|_| fresh) {
+                Some(frame) => Ok(frame.part.jpeg()),
+                None => Ok(h264_snapshot(state, key, kind).await?.into()),
+            }
+        }
+        None => Err(not_live()),
+    }
+}
+
+/// Whether the room's H.264 → MJPEG transcoder runs (its hub frame is
+/// current).
+fn mjpeg_transcoder_running(state: &SharedState, key: &RoomKey) -> bool {
+    *state
+        .media
+        .room(&crate::webrtc::sfu_room(key))
+        .mjpeg_transcoding
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A JPEG of an H.264 source's picture: its latest keyframe decoded. RTMP
+/// and RTSP sources send keyframes on their own (the room keeps the last
+/// one); a WebRTC publisher's is refreshed first when older than
+/// [`SNAPSHOT_MAX_AGE`] (it is asked for a new one; a stale one is used
+/// when none comes in time).
+pub async fn h264_snapshot(
+    state: &SharedState,
+    key: &RoomKey,
+    kind: camgate_sfu::SourceKind,
+) -> Result<Vec<u8>, ApiError> {
     let sfu = state.media.sfu();
     let room = crate::webrtc::sfu_room(key);
     let unavailable = |why: &str| {
@@ -193,19 +234,24 @@ async fn whip_snapshot(state: &SharedState, key: &RoomKey) -> Result<Vec<u8>, Ap
     };
     let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
     let mut best = None;
-    loop {
-        let got = sfu
-            .keyframe(&room, SNAPSHOT_MAX_AGE)
-            .await
-            .map_err(|_| unavailable("the SFU is not running"))?;
-        let fresh = got
-            .as_ref()
-            .is_some_and(|(age, _)| *age <= SNAPSHOT_MAX_AGE);
-        best = got.or(best);
-        if fresh || tokio::time::Instant::now() >= deadline {
-            break;
+    if kind != camgate_sfu::SourceKind::Whip {
+        best = state.media.room(&room).keyframe();
+    }
+    if kind == camgate_sfu::SourceKind::Whip {
+        loop {
+            let got = sfu
+                .keyframe(&room, SNAPSHOT_MAX_AGE)
+                .await
+                .map_err(|_| unavailable("the SFU is not running"))?;
+            let fresh = got
+                .as_ref()
+                .is_some_and(|(age, _)| *age <= SNAPSHOT_MAX_AGE);
+            best = got.or(best);
+            if fresh || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (_, au) = best.ok_or_else(|| unavailable("no keyframe received"))?;
     tokio::task::spawn_blocking(move || {
@@ -236,20 +282,27 @@ pub async fn viewer_ws(
     let room = q.get("room").cloned().unwrap_or_default();
     let token = q.get("token").map(String::as_str);
     let found = match room_key(&state, &app, &room, token).await {
-        Ok(key) => state.hub.watch(&key).ok_or((4404, "stream_not_found")),
+        Ok(key) => state
+            .hub
+            .watch(&key)
+            .map(|(guard, rx)| (guard, rx, key))
+            .ok_or((4404, "stream_not_found")),
         Err(ApiError::Unauthorized(_)) => Err((4401, "playback_unauthorized")),
         Err(_) => Err((4404, "stream_not_found")),
     };
     ws.on_upgrade(move |mut socket| async move {
-        let (guard, mut rx) = match found {
+        let (guard, mut rx, key) = match found {
             Ok(v) => v,
             Err((code, reason)) => {
                 let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                 return;
             }
         };
-        rx.mark_changed();
-        let mut v = Viewer { _guard: guard, rx, shutdown: state.shutdown.clone(), started: true };
+        let (demand, fresh) = h264_demand(&state, &key);
+        if fresh {
+            rx.mark_changed();
+        }
+        let mut v = Viewer { _guard: guard, _demand: demand, rx, shutdown: state.shutdown.clone(), started: true };
         loop {
             tokio::select! {
                 frame = v.next() => {

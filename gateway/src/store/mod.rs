@@ -29,6 +29,8 @@ pub struct App {
     pub id: i64,
     /// Slug.
     pub name: String,
+    /// Display name.
+    pub display_name: String,
     /// Room prefix.
     pub room_prefix: String,
     /// Playback routes need no token.
@@ -37,6 +39,29 @@ pub struct App {
     pub hidden_qc: bool,
     /// Live publishers allowed at once (0 = unlimited).
     pub max_concurrent_streams: i64,
+    /// Stored settings (`features`, `recording`, `callbacks`), `{}` if none.
+    pub settings: serde_json::Value,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl App {
+    /// A feature flag; a missing key is false except where the reference
+    /// says otherwise (`publicPlayback` has its own column).
+    pub fn feature(&self, name: &str) -> bool {
+        self.settings
+            .get("features")
+            .and_then(|f| f.get(name))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// A setting at `section.key`.
+    pub fn setting(&self, section: &str, key: &str) -> Option<&serde_json::Value> {
+        self.settings.get(section)?.get(key)
+    }
 }
 
 /// A camera key row.
@@ -77,8 +102,117 @@ pub struct IngressRow {
     pub enable_transcoding: bool,
     /// Last four characters of the stream key.
     pub key_last4: Option<String>,
+    /// SHA-256 of the RTMP stream password (`rtmpPassword` apps).
+    pub password_hash: Option<String>,
+    /// Pull options (`url` ingresses) as JSON.
+    pub options: Option<String>,
     /// Creation time.
     pub created_at: String,
+}
+
+/// A stored snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapshotRow {
+    /// `SN_…`.
+    pub id: String,
+    /// Owning app.
+    pub app_id: i64,
+    /// Namespaced room.
+    pub room: String,
+    /// Canonical stream id (`<room>/<identity>`) when known.
+    pub stream_id: Option<String>,
+    /// The JPEG, relative to the data dir.
+    pub file: String,
+    /// Its size.
+    pub size_bytes: i64,
+    /// Picture width.
+    pub width: Option<i64>,
+    /// Picture height.
+    pub height: Option<i64>,
+    /// Capture time.
+    pub created_at: String,
+}
+
+/// One webhook delivery's outcome.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRow {
+    /// Delivery UUID (the envelope's `id`).
+    pub id: String,
+    /// Owning app.
+    #[serde(skip)]
+    pub app_id: i64,
+    /// Event name.
+    pub event: String,
+    /// `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Last HTTP status, if any answer came.
+    pub http_status: Option<i64>,
+    /// Why it failed, in words.
+    pub error: Option<String>,
+    /// Emission time.
+    pub created_at: String,
+}
+
+/// A stream row (one per app and canonical stream id).
+#[derive(Clone, Debug)]
+pub struct StreamRow {
+    /// Row id.
+    pub id: i64,
+    /// `<room>/<identity>`.
+    pub stream_id: String,
+    /// Namespaced room.
+    pub room: String,
+    /// Publisher identity.
+    pub identity: String,
+    /// `ws-mjpeg`, `whip`, `rtmp`, `rtsp`, `http-mjpeg`.
+    pub kind: String,
+    /// `active` or `ended`.
+    pub status: String,
+    /// Start of the last session.
+    pub started_at: String,
+    /// End of the last session.
+    pub ended_at: Option<String>,
+    /// Last stats a camera reported (JSON text).
+    pub last_stats_json: Option<String>,
+}
+
+/// One event log entry.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    /// Row id (0 before it is stored).
+    pub id: i64,
+    /// RFC 3339 time.
+    pub ts: String,
+    /// `info`, `warn`, `error`.
+    pub level: String,
+    /// The module that logged it (`ingest::rtmp`, …).
+    pub source: String,
+    /// The app it concerns, when known.
+    pub app: Option<String>,
+    /// The message.
+    pub message: String,
+    /// The other fields, as JSON text.
+    pub meta_json: Option<String>,
+}
+
+/// Filters of `GET /logs`.
+#[derive(Clone, Debug, Default)]
+pub struct LogFilter {
+    /// Only this app.
+    pub app: Option<String>,
+    /// Only these levels.
+    pub levels: Option<Vec<&'static str>>,
+    /// Only this source.
+    pub source: Option<String>,
+    /// Message or fields contain this.
+    pub q: Option<String>,
+    /// From (inclusive, RFC 3339).
+    pub since: Option<String>,
+    /// Until (inclusive, RFC 3339).
+    pub until: Option<String>,
 }
 
 /// An API token row.
@@ -96,6 +230,53 @@ pub struct TokenRow {
     pub permissions: Option<Vec<String>>,
     /// Optional expiry (RFC 3339).
     pub expires_at: Option<String>,
+    /// Client addresses allowed (exact IPs or CIDRs); none = any.
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+/// An API token as listings show it (never its hash).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSummary {
+    /// Row id.
+    pub id: i64,
+    /// Label.
+    pub name: String,
+    /// `global` or `app`.
+    pub scope: String,
+    /// App of an app-scoped token.
+    pub app_id: Option<i64>,
+    /// Last use (RFC 3339).
+    pub last_used_at: Option<String>,
+    /// Creation (RFC 3339).
+    pub created_at: String,
+    /// Revoked (soft-deleted).
+    pub revoked: bool,
+    /// Narrowed permissions, if any.
+    pub permissions: Option<Vec<String>>,
+    /// Allowed client addresses, if restricted.
+    pub allowed_ips: Option<Vec<String>>,
+    /// Expiry, if any.
+    pub expires_at: Option<String>,
+}
+
+/// What a new API token is.
+#[derive(Clone, Debug)]
+pub struct NewToken<'a> {
+    /// Label.
+    pub name: &'a str,
+    /// `global` or `app`.
+    pub scope: &'a str,
+    /// App of an app-scoped token.
+    pub app_id: Option<i64>,
+    /// SHA-256 of the secret.
+    pub token_hash: &'a str,
+    /// Narrowed permissions.
+    pub permissions: Option<&'a [String]>,
+    /// Allowed client addresses.
+    pub allowed_ips: Option<&'a [String]>,
+    /// Expiry (RFC 3339).
+    pub expires_at: Option<&'a str>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -140,19 +321,74 @@ impl Db {
 
     /// Looks an app up by name.
     pub async fn app_by_name(&self, name: &str) -> Result<Option<App>, DbError> {
-        let row =
-            sqlx::query("SELECT id, name, room_prefix, public_playback, settings_json, max_concurrent_streams FROM apps WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| App {
-            id: r.get("id"),
-            name: r.get("name"),
-            room_prefix: r.get("room_prefix"),
-            public_playback: r.get::<i64, _>("public_playback") != 0,
-            hidden_qc: feature(r.get("settings_json"), "hiddenQc", true),
-            max_concurrent_streams: r.get("max_concurrent_streams"),
-        }))
+        let row = sqlx::query(AssertSqlSafe(format!("{APP_COLUMNS} WHERE name = ?")))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(app_from_row))
+    }
+
+    /// Every app, or only `only` (an app-scoped caller), by name.
+    pub async fn list_apps(&self, only: Option<i64>) -> Result<Vec<App>, DbError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{APP_COLUMNS} WHERE (? IS NULL OR id = ?) ORDER BY name"
+        )))
+        .bind(only)
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(app_from_row).collect())
+    }
+
+    /// Creates an app; false when the name is taken.
+    pub async fn insert_app(
+        &self,
+        name: &str,
+        display_name: &str,
+        room_prefix: &str,
+        settings: &serde_json::Value,
+    ) -> Result<bool, DbError> {
+        let now = now_rfc3339();
+        let done = sqlx::query(
+            "INSERT INTO apps (name, display_name, room_prefix, settings_json, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(display_name)
+        .bind(room_prefix)
+        .bind(settings.to_string())
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Writes an app's editable fields back.
+    pub async fn update_app(&self, app: &App) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE apps SET display_name = ?, room_prefix = ?, public_playback = ?,
+             settings_json = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&app.display_name)
+        .bind(&app.room_prefix)
+        .bind(i64::from(app.public_playback))
+        .bind(app.settings.to_string())
+        .bind(now_rfc3339())
+        .bind(app.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes an app and, by cascade, its tokens, keys, ingresses and
+    /// stream rows.
+    pub async fn delete_app(&self, id: i64) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM apps WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// True when a usable global token exists.
@@ -189,7 +425,7 @@ impl Db {
     /// Finds a non-revoked token by hash and records its use.
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>, DbError> {
         let row = sqlx::query(
-            "SELECT id, scope, app_id, token_hash, permissions_json, expires_at
+            "SELECT id, scope, app_id, token_hash, permissions_json, allowed_ips_json, expires_at
              FROM api_tokens WHERE token_hash = ? AND revoked = 0",
         )
         .bind(token_hash)
@@ -203,6 +439,7 @@ impl Db {
             .execute(&self.pool)
             .await?;
         let permissions: Option<String> = r.get("permissions_json");
+        let allowed_ips: Option<String> = r.get("allowed_ips_json");
         Ok(Some(TokenRow {
             id,
             scope: r.get("scope"),
@@ -210,7 +447,85 @@ impl Db {
             token_hash: r.get("token_hash"),
             permissions: permissions.and_then(|p| serde_json::from_str(&p).ok()),
             expires_at: r.get("expires_at"),
+            allowed_ips: allowed_ips.and_then(|p| serde_json::from_str(&p).ok()),
         }))
+    }
+
+    /// Creates an API token; returns its id.
+    pub async fn insert_token(&self, t: &NewToken<'_>) -> Result<i64, DbError> {
+        let json = |v: Option<&[String]>| v.map(|v| serde_json::to_string(v).unwrap_or_default());
+        let done = sqlx::query(
+            "INSERT INTO api_tokens (name, scope, app_id, token_hash, permissions_json,
+               allowed_ips_json, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.name)
+        .bind(t.scope)
+        .bind(t.app_id)
+        .bind(t.token_hash)
+        .bind(json(t.permissions))
+        .bind(json(t.allowed_ips))
+        .bind(now_rfc3339())
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.last_insert_rowid())
+    }
+
+    /// API tokens, newest first: all, or only those of app `only`.
+    pub async fn list_tokens(&self, only: Option<i64>) -> Result<Vec<TokenSummary>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, name, scope, app_id, last_used_at, created_at, revoked, permissions_json,
+               allowed_ips_json, expires_at
+             FROM api_tokens WHERE (? IS NULL OR app_id = ?) ORDER BY id DESC",
+        )
+        .bind(only)
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let list = |c: &str| {
+                    r.get::<Option<String>, _>(c)
+                        .and_then(|p| serde_json::from_str(&p).ok())
+                };
+                TokenSummary {
+                    id: r.get("id"),
+                    name: r.get("name"),
+                    scope: r.get("scope"),
+                    app_id: r.get("app_id"),
+                    last_used_at: r.get("last_used_at"),
+                    created_at: r.get("created_at"),
+                    revoked: r.get::<i64, _>("revoked") != 0,
+                    permissions: list("permissions_json"),
+                    allowed_ips: list("allowed_ips_json"),
+                    expires_at: r.get("expires_at"),
+                }
+            })
+            .collect())
+    }
+
+    /// Revokes token `id` (of app `only` when given); false when none.
+    pub async fn revoke_token(&self, id: i64, only: Option<i64>) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked = 1 WHERE id = ? AND (? IS NULL OR app_id = ?)",
+        )
+        .bind(id)
+        .bind(only)
+        .bind(only)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// An app by row id.
+    pub async fn app_by_id(&self, id: i64) -> Result<Option<App>, DbError> {
+        let row = sqlx::query(AssertSqlSafe(format!("{APP_COLUMNS} WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(app_from_row))
     }
 
     /// Stores a new camera key (hash only).
@@ -276,8 +591,9 @@ impl Db {
     ) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO ingresses (id, app_id, input_type, room, participant_identity,
-               participant_name, url, enable_transcoding, key_hash, key_last4, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               participant_name, url, enable_transcoding, key_hash, key_last4, password_hash,
+               options_json, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&i.id)
         .bind(i.app_id)
@@ -289,6 +605,8 @@ impl Db {
         .bind(i.enable_transcoding)
         .bind(key_hash)
         .bind(&i.key_last4)
+        .bind(&i.password_hash)
+        .bind(&i.options)
         .bind(&i.created_at)
         .execute(&self.pool)
         .await?;
@@ -343,6 +661,343 @@ impl Db {
         .fetch_all(&self.pool)
         .await?;
         Ok((rows.into_iter().map(ingress_from_row).collect(), total))
+    }
+
+    /// Every pulled (`url`) ingress of every app, with its app's name.
+    pub async fn url_ingresses(&self) -> Result<Vec<(String, IngressRow)>, DbError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT apps.name AS app_name, {} FROM ingresses JOIN apps ON apps.id = ingresses.app_id
+             WHERE input_type = 'url' AND deleted_at IS NULL",
+            INGRESS_COLUMNS
+                .split(", ")
+                .map(|c| format!("ingresses.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get::<String, _>("app_name"), ingress_from_row(r)))
+            .collect())
+    }
+
+    /// The canonical id of the stream live in a room, if any.
+    pub async fn active_stream_id(
+        &self,
+        app_id: i64,
+        room: &str,
+    ) -> Result<Option<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT stream_id FROM streams WHERE app_id = ? AND room = ? AND status = 'active'
+             ORDER BY started_at DESC LIMIT 1",
+        )
+        .bind(app_id)
+        .bind(room)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Logs a webhook delivery, keeping the newest `keep` of the app.
+    pub async fn insert_delivery(&self, d: &DeliveryRow, keep: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, app_id, event, status, attempts, http_status, error, created_at, seq)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM webhook_deliveries))",
+        )
+        .bind(&d.id)
+        .bind(d.app_id)
+        .bind(&d.event)
+        .bind(&d.status)
+        .bind(d.attempts)
+        .bind(d.http_status)
+        .bind(&d.error)
+        .bind(&d.created_at)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE app_id = ? AND seq <= (
+               SELECT seq FROM webhook_deliveries WHERE app_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        )
+        .bind(d.app_id)
+        .bind(d.app_id)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An app's webhook deliveries, newest first, and the total.
+    pub async fn list_deliveries(
+        &self,
+        app_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<DeliveryRow>, i64), DbError> {
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE app_id = ?")
+                .bind(app_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE app_id = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
+        )
+        .bind(app_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((
+            rows.into_iter()
+                .map(|r| DeliveryRow {
+                    id: r.get("id"),
+                    app_id: r.get("app_id"),
+                    event: r.get("event"),
+                    status: r.get("status"),
+                    attempts: r.get("attempts"),
+                    http_status: r.get("http_status"),
+                    error: r.get("error"),
+                    created_at: r.get("created_at"),
+                })
+                .collect(),
+            total,
+        ))
+    }
+
+    /// An app's streams, newest first: `status` `active`, `ended` or all
+    /// (`None`); and the total.
+    pub async fn list_streams(
+        &self,
+        app_id: i64,
+        status: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<StreamRow>, i64), DbError> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM streams WHERE app_id = ? AND (? IS NULL OR status = ?)",
+        )
+        .bind(app_id)
+        .bind(status)
+        .bind(status)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM streams WHERE app_id = ? AND (? IS NULL OR status = ?)
+             ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(app_id)
+        .bind(status)
+        .bind(status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows.into_iter().map(stream_from_row).collect(), total))
+    }
+
+    /// One stream of an app by canonical id or row id.
+    pub async fn stream(&self, app_id: i64, id: &str) -> Result<Option<StreamRow>, DbError> {
+        let row = sqlx::query(
+            "SELECT * FROM streams WHERE app_id = ? AND (stream_id = ? OR CAST(id AS TEXT) = ?)",
+        )
+        .bind(app_id)
+        .bind(id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(stream_from_row))
+    }
+
+    /// Marks a stream ended whatever its session (the API stopped it).
+    pub async fn end_stream(&self, app_id: i64, stream_id: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE streams SET status = 'ended', ended_at = COALESCE(ended_at, ?)
+             WHERE app_id = ? AND stream_id = ? AND status = 'active'",
+        )
+        .bind(now_rfc3339())
+        .bind(app_id)
+        .bind(stream_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a batch of log entries in one transaction.
+    pub async fn insert_logs(&self, entries: &[LogEntry]) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO event_log (ts, level, source, app, message, meta_json) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.ts)
+            .bind(&e.level)
+            .bind(&e.source)
+            .bind(&e.app)
+            .bind(&e.message)
+            .bind(&e.meta_json)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Keeps the newest `keep` log entries.
+    pub async fn trim_logs(&self, keep: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "DELETE FROM event_log WHERE id <= (SELECT id FROM event_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        )
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Log entries, newest first, and the total matching.
+    pub async fn list_logs(
+        &self,
+        f: &LogFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<LogEntry>, i64), DbError> {
+        let levels = f
+            .levels
+            .as_ref()
+            .map(|l| serde_json::to_string(l).unwrap_or_default());
+        let like = f.q.as_ref().map(|q| {
+            format!(
+                "%{}%",
+                q.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+        let filter = "(? IS NULL OR app = ?) AND (? IS NULL OR level IN (SELECT value FROM json_each(?)))
+             AND (? IS NULL OR source = ?) AND (? IS NULL OR message LIKE ? ESCAPE '\\' OR meta_json LIKE ? ESCAPE '\\')
+             AND (? IS NULL OR ts >= ?) AND (? IS NULL OR ts <= ?)";
+        macro_rules! bind_filter {
+            ($q:expr) => {
+                $q.bind(&f.app)
+                    .bind(&f.app)
+                    .bind(&levels)
+                    .bind(&levels)
+                    .bind(&f.source)
+                    .bind(&f.source)
+                    .bind(&like)
+                    .bind(&like)
+                    .bind(&like)
+                    .bind(&f.since)
+                    .bind(&f.since)
+                    .bind(&f.until)
+                    .bind(&f.until)
+            };
+        }
+        let total: i64 = bind_filter!(sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM event_log WHERE {filter}"
+        ))))
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = bind_filter!(sqlx::query(AssertSqlSafe(format!(
+            "SELECT * FROM event_log WHERE {filter} ORDER BY id DESC LIMIT ? OFFSET ?"
+        ))))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((
+            rows.into_iter()
+                .map(|r| LogEntry {
+                    id: r.get("id"),
+                    ts: r.get("ts"),
+                    level: r.get("level"),
+                    source: r.get("source"),
+                    app: r.get("app"),
+                    message: r.get("message"),
+                    meta_json: r.get("meta_json"),
+                })
+                .collect(),
+            total,
+        ))
+    }
+
+    /// Records a snapshot.
+    pub async fn insert_snapshot(&self, s: &SnapshotRow) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO snapshots (id, app_id, room, stream_id, file, size_bytes, width, height, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(s.app_id)
+        .bind(&s.room)
+        .bind(&s.stream_id)
+        .bind(&s.file)
+        .bind(s.size_bytes)
+        .bind(s.width)
+        .bind(s.height)
+        .bind(&s.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An app's snapshots, newest first, optionally of one room; and the
+    /// total.
+    pub async fn list_snapshots(
+        &self,
+        app_id: i64,
+        room: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<SnapshotRow>, i64), DbError> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM snapshots WHERE app_id = ? AND (? IS NULL OR room = ?)",
+        )
+        .bind(app_id)
+        .bind(room)
+        .bind(room)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM snapshots WHERE app_id = ? AND (? IS NULL OR room = ?)
+             ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(app_id)
+        .bind(room)
+        .bind(room)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows.into_iter().map(snapshot_from_row).collect(), total))
+    }
+
+    /// One snapshot of an app.
+    pub async fn snapshot(&self, app_id: i64, id: &str) -> Result<Option<SnapshotRow>, DbError> {
+        let row = sqlx::query("SELECT * FROM snapshots WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(snapshot_from_row))
+    }
+
+    /// Deletes a snapshot row; false when there was none.
+    pub async fn delete_snapshot(&self, app_id: i64, id: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM snapshots WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every ingress of an app (for deleting the app).
+    pub async fn app_ingresses(&self, app_id: i64) -> Result<Vec<IngressRow>, DbError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {INGRESS_COLUMNS} FROM ingresses WHERE app_id = ? AND deleted_at IS NULL"
+        )))
+        .bind(app_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(ingress_from_row).collect())
     }
 
     /// One live (not deleted) ingress of an app.
@@ -467,7 +1122,35 @@ impl Db {
     }
 }
 
-const INGRESS_COLUMNS: &str = "id, app_id, input_type, room, participant_identity, participant_name, url, enable_transcoding, key_last4, created_at";
+const INGRESS_COLUMNS: &str = "id, app_id, input_type, room, participant_identity, participant_name, url, enable_transcoding, key_last4, password_hash, options_json, created_at";
+
+fn stream_from_row(r: sqlx::sqlite::SqliteRow) -> StreamRow {
+    StreamRow {
+        id: r.get("id"),
+        stream_id: r.get("stream_id"),
+        room: r.get("room"),
+        identity: r.get("identity"),
+        kind: r.get("type"),
+        status: r.get("status"),
+        started_at: r.get("started_at"),
+        ended_at: r.get("ended_at"),
+        last_stats_json: r.get("last_stats_json"),
+    }
+}
+
+fn snapshot_from_row(r: sqlx::sqlite::SqliteRow) -> SnapshotRow {
+    SnapshotRow {
+        id: r.get("id"),
+        app_id: r.get("app_id"),
+        room: r.get("room"),
+        stream_id: r.get("stream_id"),
+        file: r.get("file"),
+        size_bytes: r.get("size_bytes"),
+        width: r.get("width"),
+        height: r.get("height"),
+        created_at: r.get("created_at"),
+    }
+}
 
 fn ingress_from_row(r: sqlx::sqlite::SqliteRow) -> IngressRow {
     IngressRow {
@@ -480,6 +1163,8 @@ fn ingress_from_row(r: sqlx::sqlite::SqliteRow) -> IngressRow {
         url: r.get("url"),
         enable_transcoding: r.get::<i64, _>("enable_transcoding") != 0,
         key_last4: r.get("key_last4"),
+        password_hash: r.get("password_hash"),
+        options: r.get("options_json"),
         created_at: r.get("created_at"),
     }
 }
@@ -497,9 +1182,30 @@ fn ws_key_from_row(r: sqlx::sqlite::SqliteRow) -> WsKey {
 
 /// A feature flag from an app's settings (`{"features": {...}}`); missing
 /// flags take the scaffold default of a new app.
-fn feature(settings_json: Option<String>, name: &str, default: bool) -> bool {
-    settings_json
+const APP_COLUMNS: &str = "SELECT id, name, display_name, room_prefix, public_playback, \
+     settings_json, max_concurrent_streams, created_at, updated_at FROM apps";
+
+fn app_from_row(r: sqlx::sqlite::SqliteRow) -> App {
+    let settings = r
+        .get::<Option<String>, _>("settings_json")
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        .and_then(|v| v.get("features")?.get(name)?.as_bool())
-        .unwrap_or(default)
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    let hidden_qc = settings
+        .get("features")
+        .and_then(|f| f.get("hiddenQc"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true);
+    App {
+        id: r.get("id"),
+        name: r.get("name"),
+        display_name: r.get("display_name"),
+        room_prefix: r.get("room_prefix"),
+        public_playback: r.get::<i64, _>("public_playback") != 0,
+        hidden_qc,
+        max_concurrent_streams: r.get("max_concurrent_streams"),
+        settings,
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    }
 }

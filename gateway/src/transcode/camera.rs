@@ -1,15 +1,19 @@
-//! Runs one MJPEG camera's JPEG→H.264 transcoder while WebRTC subscribers
-//! watch its room.
+//! Runs one MJPEG camera's JPEG→H.264 transcoder while its room is watched
+//! over WebRTC or HLS.
 //!
 //! [`ensure`] starts it (once per room). The task attaches to the SFU as the
 //! room's external source, follows the hub's frames without counting as a
 //! viewer (the WebRTC viewers are counted where they join), and encodes each
-//! new frame. A keyframe request from the SFU (a viewer joined, or lost
-//! packets) forces an IDR *and* re-encodes the latest frame at once — the
-//! hub's last JPEG is the keyframe cache, so a viewer starts without waiting
-//! for the camera's next frame. When no subscriber is left for
-//! `transcode_grace_secs`, or the camera's room is gone, the task stops and
-//! detaches.
+//! new frame once: the access unit goes to the room's HLS stream while HLS
+//! clients ask for it (within [`crate::webrtc::HLS_DEMAND_WINDOW`]) and is packetized for
+//! the SFU while WebRTC subscribers are there. A keyframe request from the
+//! SFU (a viewer joined, or lost packets) forces an IDR *and* re-encodes the
+//! latest frame at once — the hub's last JPEG is the keyframe cache, so a
+//! viewer starts without waiting for the camera's next frame. HLS asks for
+//! an IDR when a segment has run for two seconds, so segments stay short
+//! whatever the keyframe interval. When neither kind of viewer is left for
+//! `transcode_grace_secs`, or the camera's room is gone, the task stops,
+//! ends the HLS playlist and detaches.
 //!
 //! Encoding is CPU work (milliseconds per frame), so the task runs on the
 //! blocking pool with its own small event loop instead of holding a runtime
@@ -18,6 +22,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use camgate_protocols::h264::access_unit_is_keyframe;
 use camgate_sfu::core::SourceCodec;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
@@ -110,6 +115,7 @@ async fn run(state: &Arc<AppState>, key: &RoomKey) -> RunStats {
     let mut frames = None;
     let mut last_seq = None;
     let mut warned = false;
+    let mut hls: Option<Arc<crate::hls::Stream>> = None;
     loop {
         // (Re)attach to the hub room: a camera that reconnects after its
         // slot was dropped publishes into a new slot.
@@ -138,6 +144,10 @@ async fn run(state: &Arc<AppState>, key: &RoomKey) -> RunStats {
                     encode_latest = true;
                 } else {
                     frames = None;
+                    // The camera left: its playlist ends now.
+                    if let Some(s) = hls.take() {
+                        state.hls.close(key, &s);
+                    }
                 }
             }
             _ = room_media.keyframe.notified() => {
@@ -149,7 +159,17 @@ async fn run(state: &Arc<AppState>, key: &RoomKey) -> RunStats {
             _ = tick.tick() => {}
         }
         let now = Instant::now();
-        if *subscribers.borrow() == 0 {
+        let webrtc = *subscribers.borrow() > 0;
+        let hls_wanted = room_media.hls_wanted();
+        if hls_wanted && hls.is_none() && frames.is_some() {
+            hls = Some(state.hls.ensure(key));
+            transcoder.request_keyframe();
+            encode_latest = true;
+            forced = true;
+        } else if !hls_wanted && let Some(s) = hls.take() {
+            state.hls.close(key, &s);
+        }
+        if !webrtc && !hls_wanted {
             let since = *idle_since.get_or_insert(now);
             if now.duration_since(since) >= grace {
                 break;
@@ -170,23 +190,39 @@ async fn run(state: &Arc<AppState>, key: &RoomKey) -> RunStats {
             continue;
         }
         last_seq = Some(frame.seq);
-        let time = (now.duration_since(started).as_micros() * 9 / 100) as u32;
+        let elapsed = now.duration_since(started);
         let t0 = Instant::now();
-        match transcoder.transcode(&frame.part.jpeg(), time) {
-            Ok(packets) => {
-                stats.frames += 1;
-                stats.busy += t0.elapsed();
-                if !packets.is_empty() && sfu.write_source(&sfu_room(key), packets).await.is_err() {
-                    break;
-                }
-            }
+        let access_unit = match transcoder.access_unit(&frame.part.jpeg()) {
+            Ok(au) => au,
             Err(e) => {
                 if !warned {
                     warn!(error = %e, "frame not transcoded (logged once per run)");
                     warned = true;
                 }
+                continue;
+            }
+        };
+        stats.frames += 1;
+        stats.busy += t0.elapsed();
+        if access_unit.is_empty() {
+            continue;
+        }
+        if let Some(s) = &hls {
+            let keyframe = access_unit_is_keyframe(&access_unit);
+            if s.push_h264(elapsed.as_millis() as i64, keyframe, &access_unit) {
+                transcoder.request_keyframe();
             }
         }
+        if webrtc {
+            let time = (elapsed.as_micros() * 9 / 100) as u32;
+            let packets = transcoder.packetize(&access_unit, time);
+            if sfu.write_source(&sfu_room(key), packets).await.is_err() {
+                break;
+            }
+        }
+    }
+    if let Some(s) = hls.take() {
+        state.hls.close(key, &s);
     }
     stats
 }

@@ -44,21 +44,31 @@ pub fn keyframe_to_jpeg(access_unit: &[u8], quality: i32) -> Result<Vec<u8>, Sna
         }
     };
     let (pixels, width, height) = planes;
+    i420_to_jpeg(&pixels, width, height, quality).map_err(SnapshotError::Encode)
+}
+
+/// Compresses a packed I420 picture (rows aligned to 1) as a JPEG.
+pub(crate) fn i420_to_jpeg(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    quality: i32,
+) -> Result<Vec<u8>, String> {
     let image = YuvImage {
-        pixels: &pixels[..],
+        pixels,
         width,
         align: 1,
         height,
         subsamp: Subsamp::Sub2x2,
     };
-    let jpeg = turbojpeg::compress_yuv(image, quality)
-        .map_err(|e| SnapshotError::Encode(e.to_string()))?;
-    Ok(jpeg.to_vec())
+    turbojpeg::compress_yuv(image, quality)
+        .map(|j| j.to_vec())
+        .map_err(|e| e.to_string())
 }
 
 /// The decoded picture as one tightly packed I420 buffer (libjpeg-turbo's
 /// layout with row alignment 1).
-fn i420(yuv: &impl YUVSource) -> (Vec<u8>, usize, usize) {
+pub(crate) fn i420(yuv: &impl YUVSource) -> (Vec<u8>, usize, usize) {
     let (w, h) = yuv.dimensions();
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let (ys, us, vs) = yuv.strides();

@@ -232,16 +232,23 @@ impl JpegToH264 {
         jpeg: &[u8],
         time: u32,
     ) -> Result<Vec<SourcePacket>, TranscodeError> {
+        let access_unit = self.access_unit(jpeg)?;
+        Ok(self.packetize(&access_unit, time))
+    }
+
+    /// Transcodes one JPEG frame into an Annex B access unit (empty when
+    /// the encoder skipped the frame), for consumers that want the
+    /// elementary stream (HLS) and not RTP.
+    pub fn access_unit(&mut self, jpeg: &[u8]) -> Result<Vec<u8>, TranscodeError> {
         let t0 = Instant::now();
         let (w, h) = self.decode(jpeg)?;
         let t1 = Instant::now();
         let access_unit = self.encode(w, h)?;
-        let packets = self.packetize(&access_unit, time);
         self.last = StageTimes {
             decode_us: (t1 - t0).as_micros() as u64,
             encode_us: t1.elapsed().as_micros() as u64,
         };
-        Ok(packets)
+        Ok(access_unit)
     }
 
     /// Encodes the planes filled by [`JpegToH264::decode`] into one Annex B

@@ -3,11 +3,13 @@
 //!
 //! * [`jpeg_h264`]: MJPEG cameras → H.264 RTP for WebRTC viewers.
 //! * [`aac_opus`]: AAC → Opus for WebRTC viewers of RTMP streams.
-//! * [`h264_jpeg`]: one H.264 keyframe → JPEG (`frame.jpg` of WHIP streams).
+//! * [`h264_jpeg`]: one H.264 keyframe → JPEG (`frame.jpg` of H.264 streams).
+//! * [`h264_mjpeg`]: H.264 → MJPEG while MJPEG viewers watch an H.264 stream.
 //! * [`camera`]: the task that runs one camera's transcoder while WebRTC
 //!   subscribers watch it.
 
 pub mod aac_opus;
 pub mod camera;
 pub mod h264_jpeg;
+pub mod h264_mjpeg;
 pub mod jpeg_h264;

@@ -43,6 +43,77 @@ pub struct RoomMedia {
     pub keyframe: Notify,
     /// A camera transcoder runs for this room.
     pub transcoding: Mutex<bool>,
+    /// When an HLS client last asked for this room's playlist or media
+    /// (keeps a camera's transcoder running for HLS viewers).
+    pub hls_requested: Mutex<Option<std::time::Instant>>,
+    /// The latest H.264 keyframe (Annex B, with SPS/PPS) of an RTMP or RTSP
+    /// source, for `frame.jpg` (WHIP keyframes are kept by the SFU).
+    last_keyframe: Mutex<Option<(std::time::Instant, Arc<[u8]>)>>,
+    /// Every access unit of the room's H.264 source while the H.264 → MJPEG
+    /// transcoder listens.
+    access_units: tokio::sync::broadcast::Sender<Arc<[u8]>>,
+    /// An H.264 → MJPEG transcoder runs for this room.
+    pub mjpeg_transcoding: Mutex<bool>,
+    /// MJPEG viewers of this room's H.264 source.
+    pub mjpeg_viewers: std::sync::atomic::AtomicUsize,
+}
+
+/// Access units queued for a slow H.264 → MJPEG transcoder before it skips
+/// to the next keyframe (two seconds at 30 fps).
+const ACCESS_UNIT_QUEUE: usize = 60;
+
+/// How long after its last HLS request a room still counts as watched over
+/// HLS. Players reload the playlist at least every target duration (a few
+/// seconds), so a quiet minute-fraction means they are gone.
+pub const HLS_DEMAND_WINDOW: Duration = Duration::from_secs(15);
+
+impl RoomMedia {
+    /// Records an HLS request now.
+    pub fn hls_touch(&self) {
+        *self.hls_requested.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now());
+    }
+
+    /// Keeps `au` as the room's latest keyframe.
+    pub fn set_keyframe(&self, au: &[u8]) {
+        *self.last_keyframe.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), au.into()));
+    }
+
+    /// Forgets the latest keyframe (the source stopped).
+    pub fn clear_keyframe(&self) {
+        *self.last_keyframe.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The latest keyframe of an RTMP or RTSP source and its age.
+    pub fn keyframe(&self) -> Option<(Duration, Arc<[u8]>)> {
+        self.last_keyframe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(at, au)| (at.elapsed(), au.clone()))
+    }
+
+    /// Offers an access unit to the H.264 → MJPEG transcoder (copied only
+    /// while one listens).
+    pub fn offer_access_unit(&self, au: &[u8]) {
+        if self.access_units.receiver_count() > 0 {
+            let _ = self.access_units.send(au.into());
+        }
+    }
+
+    /// Follows the room's access units (for the H.264 → MJPEG transcoder).
+    pub fn subscribe_access_units(&self) -> tokio::sync::broadcast::Receiver<Arc<[u8]>> {
+        self.access_units.subscribe()
+    }
+
+    /// An HLS client asked within [`HLS_DEMAND_WINDOW`].
+    pub fn hls_wanted(&self) -> bool {
+        self.hls_requested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < HLS_DEMAND_WINDOW)
+    }
 }
 
 /// What a successful WHIP/WHEP request returns.
@@ -151,6 +222,11 @@ impl Media {
                     subscribers: watch::Sender::new(0),
                     keyframe: Notify::new(),
                     transcoding: Mutex::new(false),
+                    hls_requested: Mutex::new(None),
+                    last_keyframe: Mutex::new(None),
+                    access_units: tokio::sync::broadcast::channel(ACCESS_UNIT_QUEUE).0,
+                    mjpeg_transcoding: Mutex::new(false),
+                    mjpeg_viewers: std::sync::atomic::AtomicUsize::new(0),
                 })
             })
             .clone()
@@ -215,6 +291,13 @@ impl Media {
         {
             warn!(error = %e, "could not record stream start");
         }
+        state.webhooks.stream_started(
+            &key.app,
+            &key.room,
+            &stream_id,
+            SourceKind::Whip,
+            crate::webhooks::Publisher::Participant(&who.identity),
+        );
         let etag = format!("\"{}\"", random_id("", 8));
         media.sessions().insert(
             session_id.clone(),
@@ -248,7 +331,7 @@ impl Media {
         let source = state.hub.get(&key).and_then(|r| r.publisher());
         match source {
             None => return Err(MediaError::NoPublisher),
-            Some(SourceKind::WsMjpeg) => {
+            Some(kind) if kind.codec() == camgate_sfu::Codec::Jpeg => {
                 crate::transcode::camera::ensure(state, &key);
             }
             Some(_) => {}
@@ -383,6 +466,14 @@ impl Media {
                         if let Err(e) = state.db.stream_ended(s.app_id, &stream_id, &id).await {
                             warn!(error = %e, "could not record stream end");
                         }
+                        state.webhooks.stream_ended(
+                            &s.key.app,
+                            &s.key.room,
+                            &stream_id,
+                            SourceKind::Whip,
+                            crate::webhooks::Publisher::Participant(&s.identity),
+                            None,
+                        );
                     }
                 }
                 SfuEvent::AccessUnit {
@@ -401,7 +492,7 @@ impl Media {
 /// Feeds a WebRTC publisher's access unit to its room's HLS stream; a
 /// keyframe's SPS/PPS (re)configure it.
 fn hls_access_unit(state: &AppState, sfu_room: &str, time: u32, keyframe: bool, au: &[u8]) {
-    use camgate_protocols::h264::{NAL_PPS, NAL_SPS, nal_type, parse_sps, split_annex_b};
+    state.media.room(sfu_room).offer_access_unit(au);
     let Some((app, room)) = sfu_room.split_once('/') else {
         return;
     };
@@ -412,26 +503,7 @@ fn hls_access_unit(state: &AppState, sfu_room: &str, time: u32, keyframe: bool, 
     let Some(stream) = state.hls.get(&key) else {
         return;
     };
-    let long = stream.with(|p| {
-        if keyframe {
-            let sps = split_annex_b(au).find(|n| nal_type(n[0]) == NAL_SPS);
-            let pps = split_annex_b(au).find(|n| nal_type(n[0]) == NAL_PPS);
-            if let (Some(sps), Some(pps)) = (sps, pps)
-                && let Some(info) = parse_sps(sps)
-            {
-                p.set_video(crate::hls::mux::VideoParams {
-                    width: info.width.min(65535) as u16,
-                    height: info.height.min(65535) as u16,
-                    sps: sps.to_vec(),
-                    pps: pps.to_vec(),
-                });
-            }
-        }
-        p.push_video(i64::from(time / 90), 0, keyframe, au);
-        // WebRTC publishers send keyframes only when asked: ask once a
-        // segment has run for two seconds, at most once a second.
-        p.open_segment_secs() >= HLS_SEGMENT_TARGET_SECS
-    });
+    let long = stream.push_h264(i64::from(time / 90), keyframe, au);
     let mut asked = stream
         .keyframe_asked
         .lock()
@@ -445,9 +517,6 @@ fn hls_access_unit(state: &AppState, sfu_room: &str, time: u32, keyframe: bool, 
         });
     }
 }
-
-/// Segment length HLS aims for with WebRTC publishers (keyframe requests).
-const HLS_SEGMENT_TARGET_SECS: f64 = 2.0;
 
 /// The SFU's name for a room: app and namespaced room, so two apps whose
 /// room prefixes collide never share media.

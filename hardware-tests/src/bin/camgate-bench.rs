@@ -42,6 +42,25 @@ enum Cmd {
     /// RTMP → HLS / WebRTC latency and CPU per RTMP publisher, next to
     /// nginx + libnginx-mod-rtmp.
     RtmpHls(RtmpHlsCli),
+    /// N 2 Mbit/s H.264 RTSP cameras pulled and relayed to one WHEP viewer
+    /// each; the cost of one MJPEG viewer of an H.264 camera vs ffmpeg.
+    Rtsp(RtspCli),
+}
+
+#[derive(clap::Args)]
+struct RtspCli {
+    /// Camera counts to step through (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "10,25,50,75,100")]
+    cameras: Vec<usize>,
+    /// Seconds measured per step.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// camgate binary [default: next to this one].
+    #[arg(long)]
+    camgate: Option<std::path::PathBuf>,
+    /// Core for camgate and ffmpeg (the camera and viewers take the other).
+    #[arg(long, default_value_t = 0)]
+    pin_core: i32,
 }
 
 #[derive(clap::Args)]
@@ -619,6 +638,18 @@ async fn main() {
     match Cli::parse().cmd {
         Cmd::Mjpeg(a) => mjpeg(a).await,
         Cmd::RtmpHls(a) => rtmp_hls(a).await,
+        Cmd::Rtsp(a) => {
+            let gw = start_pinned(a.camgate.clone(), a.pin_core, &[]);
+            camgate_hardware_tests::bench_rtsp::run(
+                gw,
+                camgate_hardware_tests::bench_rtsp::RtspArgs {
+                    steps: a.cameras,
+                    seconds: a.seconds,
+                    core: a.pin_core.max(0) as u32,
+                },
+            )
+            .await;
+        }
         Cmd::Sfu(a) => {
             let gw = start_pinned(a.camgate.clone(), a.pin_core, &[]);
             camgate_hardware_tests::bench_sfu::run(

@@ -1,0 +1,368 @@
+//! The apps registry (reference §2.1): `GET/POST /api/v1/apps`,
+//! `GET/PATCH/DELETE /api/v1/apps/{name}`.
+//!
+//! An app's settings live in its row's `settings_json` as the reference's
+//! config sections (`features`, `recording`, `callbacks`); `PATCH` merges
+//! into them and answers the merged record. The callback secret is written,
+//! never read back. Creating and deleting apps needs a global token; an
+//! app-scoped token sees and edits only its own app.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use camgate_protocols::api::{
+    AppFeatures, AppRecord, CreateApp, PatchApp, valid_app_name, valid_room_prefix,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::native::{app_for, load_app};
+use super::{ApiError, ApiJson, Auth, created, ok};
+use crate::hub::RoomKey;
+use crate::server::SharedState;
+use crate::store::App;
+
+/// Routes under `/api/v1`.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/apps", get(list).post(create))
+        .route("/apps/{app}", get(one).patch(patch).delete(remove))
+        .route("/apps/{app}/webhooks/deliveries", get(deliveries))
+        .route(
+            "/apps/{app}/webhooks/test",
+            axum::routing::post(test_webhook),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+/// `GET /apps/{app}/webhooks/deliveries`: the delivery log, newest first.
+async fn deliveries(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path(app): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let app = app_for(&state, &who, &app, "config:read").await?;
+    let (limit, offset) = super::paging(q.limit.as_deref(), q.offset.as_deref(), 50, 500)?;
+    let (rows, total) = state.db.list_deliveries(app.id, limit, offset).await?;
+    Ok(super::page(rows, total, limit, offset))
+}
+
+/// `POST /apps/{app}/webhooks/test`: queues a `webhook_test` event to the
+/// app's callback URL (to check a receiver and its signature check).
+async fn test_webhook(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    let app = app_for(&state, &who, &app, "config:write").await?;
+    let url = app
+        .setting("callbacks", "url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if url.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_callback_url",
+            "the app has no callbackUrl",
+        ));
+    }
+    state.webhooks.emit(
+        &app.name,
+        "webhook_test",
+        json!({ "room": null, "message": "test" }),
+    );
+    Ok(ok(json!({ "queued": true })))
+}
+
+/// The feature flags of an app, defaults applied.
+pub fn features(app: &App) -> AppFeatures {
+    AppFeatures {
+        rtmp_password: app.feature("rtmpPassword"),
+        viewer_counter: app.feature("viewerCounter"),
+        chat: app.feature("chat"),
+        reactions: app.feature("reactions"),
+        hidden_qc: app.hidden_qc,
+        adaptive_player: app.feature("adaptivePlayer"),
+        public_playback: app.public_playback,
+    }
+}
+
+fn record(app: &App) -> AppRecord {
+    let mut settings = app.settings.clone();
+    let secret_set = settings
+        .pointer("/callbacks/secret")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if let Some(secret) = settings.pointer_mut("/callbacks/secret") {
+        *secret = json!(if secret_set { "********" } else { "" });
+    }
+    let number = |section: &str, key: &str| {
+        app.setting(section, key)
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u32
+    };
+    AppRecord {
+        id: app.id,
+        name: app.name.clone(),
+        display_name: app.display_name.clone(),
+        livekit_room_prefix: app.room_prefix.clone(),
+        created_at: app.created_at.clone(),
+        updated_at: app.updated_at.clone(),
+        settings_json: settings
+            .as_object()
+            .is_some_and(|o| !o.is_empty())
+            .then(|| settings.to_string()),
+        features: features(app),
+        recording_enabled: app
+            .setting("recording", "enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        split_minutes: number("recording", "split_minutes"),
+        snapshot_seconds: number("recording", "snapshot_seconds"),
+        callback_url: app
+            .setting("callbacks", "url")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        callback_secret_set: secret_set,
+    }
+}
+
+async fn list(State(state): State<SharedState>, Auth(who): Auth) -> Result<Response, ApiError> {
+    let apps = state.db.list_apps(who.app_id).await?;
+    let visible: Vec<AppRecord> = apps
+        .iter()
+        .filter(|a| who.require(a.id, "app:read").is_ok())
+        .map(record)
+        .collect();
+    if visible.is_empty() && !apps.is_empty() {
+        // Every app exists but the token may read none of them.
+        who.require(apps[0].id, "app:read")?;
+    }
+    Ok(ok(visible))
+}
+
+async fn create(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    ApiJson(body): ApiJson<CreateApp>,
+) -> Result<Response, ApiError> {
+    who.require_global("app:create")?;
+    if !valid_app_name(&body.name) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must match ^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$",
+        ));
+    }
+    let display_name = body.display_name.unwrap_or_else(|| body.name.clone());
+    check_display_name(&display_name)?;
+    let prefix = body.room_prefix.unwrap_or_else(|| body.name.clone());
+    check_prefix(&prefix)?;
+    let settings = json!({ "features": features_json(AppFeatures::NEW_APP) });
+    if !state
+        .db
+        .insert_app(&body.name, &display_name, &prefix, &settings)
+        .await?
+    {
+        return Err(ApiError::status(
+            StatusCode::CONFLICT,
+            "app_exists",
+            format!("an app named {} exists", body.name),
+        ));
+    }
+    let app = load_app(&state, &body.name).await?;
+    tracing::info!(app = %app.name, "app created");
+    Ok(created(record(&app)))
+}
+
+async fn one(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    let app = app_for(&state, &who, &app, "app:read").await?;
+    Ok(ok(record(&app)))
+}
+
+async fn patch(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path(app): Path<String>,
+    ApiJson(body): ApiJson<PatchApp>,
+) -> Result<Response, ApiError> {
+    let mut app = app_for(&state, &who, &app, "config:write").await?;
+    if let Some(d) = body.display_name {
+        check_display_name(&d)?;
+        app.display_name = d;
+    }
+    if let Some(p) = body.room_prefix {
+        check_prefix(&p)?;
+        app.room_prefix = p;
+    }
+    let section = |settings: &mut Value, name: &str| -> serde_json::Map<String, Value> {
+        settings
+            .get(name)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut recording = section(&mut app.settings, "recording");
+    if let Some(on) = body.recording_enabled {
+        recording.insert("enabled".into(), json!(on));
+    }
+    if let Some(m) = body.split_minutes {
+        if ![0, 15, 30, 60, 90, 120].contains(&m) {
+            return Err(ApiError::bad_request(
+                "invalid_split_minutes",
+                "splitMinutes must be one of 0, 15, 30, 60, 90, 120",
+            ));
+        }
+        recording.insert("split_minutes".into(), json!(m));
+    }
+    if let Some(s) = body.snapshot_seconds {
+        if ![0, 1, 30, 60, 120, 360].contains(&s) {
+            return Err(ApiError::bad_request(
+                "invalid_snapshot_seconds",
+                "snapshotSeconds must be one of 0, 1, 30, 60, 120, 360",
+            ));
+        }
+        recording.insert("snapshot_seconds".into(), json!(s));
+    }
+    let mut callbacks = section(&mut app.settings, "callbacks");
+    if let Some(url) = body.callback_url {
+        if url.len() > 2048 {
+            return Err(ApiError::bad_request(
+                "invalid_callback_url",
+                "callbackUrl is longer than 2048",
+            ));
+        }
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ApiError::bad_request(
+                "invalid_callback_url",
+                "callbackUrl must be an http(s) URL",
+            ));
+        }
+        callbacks.insert("url".into(), json!(url));
+    }
+    if let Some(secret) = body.callback_secret {
+        if secret.len() > 256 {
+            return Err(ApiError::bad_request(
+                "invalid_callback_secret",
+                "callbackSecret is longer than 256",
+            ));
+        }
+        callbacks.insert("secret".into(), json!(secret));
+    }
+    let mut f = features(&app);
+    if let Some(p) = body.features {
+        let set = |flag: &mut bool, v: Option<bool>| {
+            if let Some(v) = v {
+                *flag = v;
+            }
+        };
+        set(&mut f.rtmp_password, p.rtmp_password);
+        set(&mut f.viewer_counter, p.viewer_counter);
+        set(&mut f.chat, p.chat);
+        set(&mut f.reactions, p.reactions);
+        set(&mut f.hidden_qc, p.hidden_qc);
+        set(&mut f.adaptive_player, p.adaptive_player);
+        set(&mut f.public_playback, p.public_playback);
+    }
+    app.public_playback = f.public_playback;
+    app.hidden_qc = f.hidden_qc;
+    if let Some(o) = app.settings.as_object_mut() {
+        o.insert("features".into(), features_json(f));
+        if !recording.is_empty() {
+            o.insert("recording".into(), Value::Object(recording));
+        }
+        if !callbacks.is_empty() {
+            o.insert("callbacks".into(), Value::Object(callbacks));
+        }
+    }
+    state.db.update_app(&app).await?;
+    let app = load_app(&state, &app.name).await?;
+    tracing::info!(app = %app.name, "app settings changed");
+    Ok(ok(record(&app)))
+}
+
+/// Query of `DELETE /api/v1/apps/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteQuery {
+    #[serde(default)]
+    delete_vods: Option<String>,
+}
+
+async fn remove(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path(app): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Response, ApiError> {
+    who.require_global("app:delete")?;
+    let app = load_app(&state, &app).await?;
+    // Everything live in the app goes first: cameras, RTMP and WHIP
+    // ingresses. Their rows go with the app (cascade).
+    let mut dropped = 0;
+    for key in state.db.list_ws_keys(app.id).await? {
+        dropped += usize::from(
+            state
+                .cameras
+                .kick(&key.id, crate::ingest::ws::Kick::revoked()),
+        );
+    }
+    for row in state.db.app_ingresses(app.id).await? {
+        let gone = if row.input_type == "url" {
+            state.pulls.stop(&row.id)
+        } else if row.input_type == "whip" {
+            let key = RoomKey {
+                app: app.name.clone(),
+                room: row.room.clone(),
+            };
+            state
+                .media
+                .end_publisher(&key, &row.participant_identity)
+                .await
+        } else {
+            state.rtmp.kick(&row.id)
+        };
+        dropped += usize::from(gone);
+    }
+    state.db.delete_app(app.id).await?;
+    let delete_vods = q
+        .delete_vods
+        .is_some_and(|v| v.is_empty() || v == "true" || v == "1");
+    tracing::info!(app = %app.name, dropped, delete_vods, "app deleted");
+    Ok(ok(json!({ "deleted": true, "name": app.name })))
+}
+
+fn features_json(f: AppFeatures) -> Value {
+    serde_json::to_value(f).unwrap_or_else(|_| json!({}))
+}
+
+fn check_display_name(d: &str) -> Result<(), ApiError> {
+    if d.is_empty() || d.chars().count() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_display_name",
+            "displayName must be 1 to 100 characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_prefix(p: &str) -> Result<(), ApiError> {
+    if !valid_room_prefix(p) {
+        return Err(ApiError::bad_request(
+            "invalid_room_prefix",
+            "roomPrefix must match ^[a-z0-9][a-z0-9-]{0,39}$",
+        ));
+    }
+    Ok(())
+}

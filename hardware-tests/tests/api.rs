@@ -1,0 +1,820 @@
+//! The platform API with real HTTP: apps and API tokens — scopes,
+//! narrowed permissions, IP allow-lists, expiry and revocation — and the
+//! isolation between apps.
+
+use std::time::Duration;
+
+use camgate_hardware_tests::Gateway;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or_default()
+}
+
+async fn new_token(gw: &Gateway, as_token: Option<&str>, body: Value) -> (u16, Value) {
+    gw.api_as(as_token, Method::POST, "/api/v1/tokens", Some(body))
+        .await
+}
+
+#[tokio::test]
+async fn api_tokens_are_scoped_narrowed_and_revocable() {
+    let gw = Gateway::start(&[]);
+    for name in ["tenant-a", "tenant-b"] {
+        let (status, v) = gw
+            .api(Method::POST, "/api/v1/apps", Some(json!({ "name": name })))
+            .await;
+        assert_eq!(status, 201, "{v}");
+    }
+
+    // A full app token for tenant-a: sees only its app.
+    let (status, v) = new_token(
+        &gw,
+        None,
+        json!({ "name": "a-admin", "scope": "app", "app": "tenant-a" }),
+    )
+    .await;
+    assert_eq!(status, 401, "{v}");
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({ "name": "a-admin", "scope": "app", "app": "tenant-a" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let a_admin = v["data"]["token"].as_str().expect("token").to_owned();
+    assert!(a_admin.starts_with("sk_"), "{v}");
+    let (_, me) = gw
+        .api_as(Some(&a_admin), Method::GET, "/api/v1/auth/me", None)
+        .await;
+    assert_eq!(
+        (me["data"]["scope"].as_str(), me["data"]["app"].as_str()),
+        (Some("app"), Some("tenant-a")),
+        "{me}"
+    );
+    let (_, apps) = gw
+        .api_as(Some(&a_admin), Method::GET, "/api/v1/apps", None)
+        .await;
+    let names: Vec<&str> = apps["data"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["tenant-a"], "{apps}");
+    // Nothing of tenant-b is reachable with it.
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/apps/tenant-b", None),
+        (Method::GET, "/api/v1/apps/tenant-b/ingress", None),
+        (
+            Method::POST,
+            "/api/v1/apps/tenant-b/ingress",
+            Some(json!({ "inputType": "rtmp" })),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apps/tenant-b/ws-ingest",
+            Some(json!({ "room": "cam" })),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/apps/tenant-b",
+            Some(json!({ "displayName": "x" })),
+        ),
+        (Method::DELETE, "/api/v1/apps/tenant-b", None),
+        (
+            Method::POST,
+            "/api/v1/apps",
+            Some(json!({ "name": "tenant-c" })),
+        ),
+    ] {
+        let (status, v) = gw.api_as(Some(&a_admin), method.clone(), path, body).await;
+        assert_eq!(
+            (status, code(&v)),
+            (403, "permission_denied"),
+            "{method} {path}: {v}"
+        );
+    }
+    // It cannot mint a global token or one for another app.
+    for body in [
+        json!({ "name": "x", "scope": "global" }),
+        json!({ "name": "x", "scope": "app", "app": "tenant-b" }),
+    ] {
+        let (status, v) = new_token(&gw, Some(&a_admin), body).await;
+        assert_eq!(status, 403, "{v}");
+    }
+
+    // A narrowed token: ingress only, from loopback only.
+    let (status, v) = new_token(
+        &gw,
+        Some(&a_admin),
+        json!({ "name": "encoder-bot", "scope": "app", "app": "tenant-a",
+                "permissions": ["ingress:*"], "allowedIps": ["127.0.0.1", "10.0.0.0/8"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let narrow = v["data"]["token"].as_str().expect("token").to_owned();
+    let (status, v) = gw
+        .api_as(
+            Some(&narrow),
+            Method::POST,
+            "/api/v1/apps/tenant-a/ingress",
+            Some(json!({ "inputType": "rtmp", "room": "stage" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = gw
+        .api_as(
+            Some(&narrow),
+            Method::POST,
+            "/api/v1/apps/tenant-a/tokens",
+            Some(json!({ "room": "stage", "canPublish": true })),
+        )
+        .await;
+    assert_eq!((status, code(&v)), (403, "permission_denied"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stream:write"),
+        "{v}"
+    );
+    // …and it cannot mint anything wider than itself (it lacks token:create).
+    let (status, v) = new_token(
+        &gw,
+        Some(&narrow),
+        json!({ "name": "y", "scope": "app", "app": "tenant-a", "permissions": ["ingress:read"] }),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    // A narrowed creator cannot hand out more than it has.
+    let (status, v) = gw
+        .api(Method::POST, "/api/v1/tokens", Some(json!({ "name": "minter", "scope": "app", "app": "tenant-a", "permissions": ["token:create", "stream:read"] })))
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let minter = v["data"]["token"].as_str().expect("token").to_owned();
+    let (status, v) = new_token(
+        &gw,
+        Some(&minter),
+        json!({ "name": "z", "scope": "app", "app": "tenant-a", "permissions": ["stream:write"] }),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = new_token(
+        &gw,
+        Some(&minter),
+        json!({ "name": "z", "scope": "app", "app": "tenant-a" }),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = new_token(
+        &gw,
+        Some(&minter),
+        json!({ "name": "z", "scope": "app", "app": "tenant-a", "permissions": ["stream:read"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+
+    // An allow-list that does not include loopback: refused.
+    let (_, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({ "name": "lan", "scope": "global", "allowedIps": ["10.0.0.0/8"] })),
+        )
+        .await;
+    let lan = v["data"]["token"].as_str().expect("token").to_owned();
+    let (status, _) = gw
+        .api_as(Some(&lan), Method::GET, "/api/v1/auth/me", None)
+        .await;
+    assert_eq!(status, 401);
+
+    // Expiry and revocation.
+    let (_, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({ "name": "short", "scope": "global", "ttlSeconds": 1 })),
+        )
+        .await;
+    let short = v["data"]["token"].as_str().expect("token").to_owned();
+    assert!(v["data"]["expiresAt"].is_string(), "{v}");
+    let (status, _) = gw
+        .api_as(Some(&short), Method::GET, "/api/v1/auth/me", None)
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, _) = gw
+        .api_as(Some(&short), Method::GET, "/api/v1/auth/me", None)
+        .await;
+    assert_eq!(status, 401);
+    let (_, me) = gw
+        .api_as(Some(&narrow), Method::GET, "/api/v1/auth/me", None)
+        .await;
+    let narrow_id = me["data"]["tokenId"].as_i64().expect("id");
+    let (status, _) = gw
+        .api_as(
+            Some(&a_admin),
+            Method::DELETE,
+            &format!("/api/v1/tokens/{narrow_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = gw
+        .api_as(
+            Some(&narrow),
+            Method::GET,
+            "/api/v1/apps/tenant-a/ingress",
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    // Listings never carry a secret; an app token lists only its app's.
+    let (_, all) = gw.api(Method::GET, "/api/v1/tokens", None).await;
+    let text = all.to_string();
+    for t in [&a_admin, &narrow, &minter, &lan, &short] {
+        assert!(!text.contains(t.as_str()), "secret listed");
+    }
+    assert!(!text.contains("hash"), "{all}");
+    let (_, mine) = gw
+        .api_as(Some(&a_admin), Method::GET, "/api/v1/tokens", None)
+        .await;
+    assert!(
+        mine["data"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["scope"] == "app"),
+        "{mine}"
+    );
+    let revoked = mine["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["id"] == narrow_id)
+        .expect("row kept");
+    assert_eq!(revoked["revoked"], true);
+
+    // Bad bodies: a code naming the problem, nothing stored.
+    for (body, want) in [
+        (json!({ "name": "x", "scope": "galactic" }), "invalid_scope"),
+        (
+            json!({ "name": "x", "scope": "global", "permissions": ["root"] }),
+            "invalid_permissions",
+        ),
+        (
+            json!({ "name": "x", "scope": "global", "allowedIps": ["example.com"] }),
+            "invalid_allowed_ips",
+        ),
+        (
+            json!({ "name": "x", "scope": "global", "ttlSeconds": -5 }),
+            "invalid_expiry",
+        ),
+        (
+            json!({ "name": "x", "scope": "global", "isAdmin": true }),
+            "invalid_body",
+        ),
+        (json!({ "name": "", "scope": "global" }), "invalid_name"),
+    ] {
+        let (status, v) = gw.api(Method::POST, "/api/v1/tokens", Some(body)).await;
+        assert_eq!((status, code(&v)), (400, want), "{v}");
+    }
+    let (_, after) = gw.api(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(
+        after["data"].as_array().map(Vec::len),
+        all["data"].as_array().map(Vec::len)
+    );
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A real HTTP receiver on loopback: records every request and answers the
+/// statuses of `script` in turn (then 200).
+async fn receiver(script: Vec<u16>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+        script,
+    )));
+    let seen = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let (seen, script) = (seen.clone(), script.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let headers: Vec<(String, String)> = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                        .collect();
+                    let len: usize = headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = buf[end + 4..end + 4 + len].to_vec();
+                    buf.drain(..end + 4 + len);
+                    seen.lock().expect("lock").push(Received { headers, body });
+                    let status = script.lock().expect("lock").pop_front().unwrap_or(200);
+                    let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                    if s.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_retried_and_logged() {
+    use hmac::{Hmac, Mac};
+    let gw = Gateway::start(&[]);
+    // The first delivery is answered 503 (retried) then 200; the second
+    // 400 (final, not retried).
+    let (url, got) = receiver(vec![503, 200, 400]).await;
+    let secret = "hook-secret-1";
+    let (status, v) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/live",
+            Some(json!({ "callbackUrl": url, "callbackSecret": secret })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // webhook_test: 503 then 200 → delivered after 2 attempts.
+    let (status, _) = gw
+        .api(Method::POST, "/api/v1/apps/live/webhooks/test", None)
+        .await;
+    assert_eq!(status, 200);
+    // A second test event: 400 → failed, not retried.
+    let wait_for = |n: usize| {
+        let got = got.clone();
+        async move {
+            for _ in 0..100 {
+                if got.lock().expect("lock").len() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("fewer than {n} requests arrived");
+        }
+    };
+    wait_for(2).await;
+    let (status, _) = gw
+        .api(Method::POST, "/api/v1/apps/live/webhooks/test", None)
+        .await;
+    assert_eq!(status, 200);
+    wait_for(3).await;
+
+    // A camera comes and goes: camera_online, stream_started, stream_ended,
+    // camera_offline.
+    let m = gw.mint("hooked").await;
+    let mut camsim = camgate_hardware_tests::spawn_camsim(&m, "5", "2");
+    let _ = tokio::task::spawn_blocking(move || camsim.wait()).await;
+    wait_for(7).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let all = got.lock().expect("lock").clone();
+    let mut events = Vec::new();
+    for r in &all {
+        // The signature is HMAC-SHA256 over the exact body, checked here
+        // independently of camgate's code.
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+        mac.update(&r.body);
+        let want: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            r.header("x-streamhub-signature"),
+            Some(format!("sha256={want}").as_str())
+        );
+        let v: Value = serde_json::from_slice(&r.body).expect("json body");
+        assert_eq!(r.header("x-streamhub-event"), v["event"].as_str());
+        assert_eq!(r.header("x-streamhub-delivery"), v["id"].as_str());
+        assert_eq!(r.header("x-streamhub-timestamp"), v["ts"].as_str());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(v["app"], "live");
+        assert_eq!(v["timestamp"], v["ts"]);
+        events.push((v["event"].as_str().unwrap_or_default().to_owned(), v));
+    }
+    // The retried delivery carried the same id both times.
+    assert_eq!(events[0].0, "webhook_test");
+    assert_eq!(events[0].1["id"], events[1].1["id"]);
+    let started = events
+        .iter()
+        .find(|(e, _)| e == "stream_started")
+        .expect("stream_started");
+    assert_eq!(started.1["room"], "live-hooked", "{:?}", started.1);
+    assert_eq!(started.1["data"]["type"], "ws-mjpeg");
+    assert_eq!(
+        started.1["data"]["streamId"],
+        format!("live-hooked/{}", m.identity)
+    );
+    assert_eq!(started.1["data"]["participant"], m.identity.as_str());
+    for e in ["camera_online", "stream_ended", "camera_offline"] {
+        assert!(events.iter().any(|(n, _)| n == e), "no {e}: {events:?}");
+    }
+
+    // The delivery log: delivered after 2 attempts, failed after 1.
+    let (_, log) = gw.get_json("/api/v1/apps/live/webhooks/deliveries").await;
+    let rows = log["data"].as_array().expect("rows");
+    let tests: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["event"] == "webhook_test")
+        .collect();
+    assert_eq!(tests.len(), 2, "{log}");
+    assert!(
+        tests
+            .iter()
+            .any(|r| r["status"] == "delivered" && r["attempts"] == 2),
+        "{log}"
+    );
+    assert!(
+        tests
+            .iter()
+            .any(|r| r["status"] == "failed" && r["attempts"] == 1 && r["httpStatus"] == 400),
+        "{log}"
+    );
+    // The secret is never shown back.
+    let (_, app) = gw.get_json("/api/v1/apps/live").await;
+    assert!(!app.to_string().contains(secret), "{app}");
+}
+
+#[tokio::test]
+async fn a_private_app_plays_only_with_a_play_token() {
+    use futures_util::StreamExt;
+    let gw = Gateway::start(&[]);
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/apps",
+            Some(json!({ "name": "private" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (_, v) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/private",
+            Some(json!({ "features": { "publicPlayback": false } })),
+        )
+        .await;
+    assert_eq!(v["data"]["features"]["publicPlayback"], false, "{v}");
+    let m = camgate_firmware_sim::mint_key(
+        &gw.http,
+        &gw.base,
+        camgate_hardware_tests::ADMIN_TOKEN,
+        "private",
+        "door",
+    )
+    .await
+    .expect("camera key");
+    let mut camsim = camgate_hardware_tests::spawn_camsim(&m, "10", "60");
+    // A subscribe-only join token for this room.
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/apps/private/tokens",
+            Some(json!({ "room": "door", "canSubscribe": true, "canPublish": false })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let token = v["data"]["token"].as_str().expect("token").to_owned();
+    // A token for another room of the same app does not open this one.
+    let (_, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/apps/private/tokens",
+            Some(json!({ "room": "other", "canSubscribe": true })),
+        )
+        .await;
+    let other = v["data"]["token"].as_str().expect("token").to_owned();
+
+    let base = format!("{}/live/private/private-door", gw.base);
+    // Wait until the camera is live (with the token).
+    let mut live = false;
+    for _ in 0..100 {
+        let r = gw
+            .http
+            .get(format!("{base}/frame.jpg?token={token}"))
+            .send()
+            .await
+            .expect("frame");
+        if r.status() == 200 {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(live, "camera never live");
+    for path in [
+        format!("{base}/frame.jpg"),
+        format!("{base}/mjpeg"),
+        format!("{}/hls/private/private-door/index.m3u8", gw.base),
+    ] {
+        for t in [None, Some(other.as_str()), Some("garbage")] {
+            let url = match t {
+                Some(t) => format!("{path}?token={t}"),
+                None => path.clone(),
+            };
+            let r = gw.http.get(&url).send().await.expect("request");
+            assert_eq!(r.status(), 401, "{url}");
+        }
+    }
+    let r = gw
+        .http
+        .get(format!("{base}/mjpeg?token={token}"))
+        .send()
+        .await
+        .expect("mjpeg");
+    assert_eq!(r.status(), 200);
+    drop(r);
+    let r = gw
+        .http
+        .get(format!(
+            "{}/hls/private/private-door/index.m3u8?token={token}",
+            gw.base
+        ))
+        .send()
+        .await
+        .expect("hls");
+    assert_eq!(r.status(), 200);
+    let playlist = r.text().await.expect("text");
+    assert!(playlist.contains(&format!("?token={token}")), "{playlist}");
+
+    // The viewer WebSocket: 4401 without, frames with.
+    let ws = gw.ws_base();
+    let (mut s, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/live/ws?app=private&room=door"))
+            .await
+            .expect("ws");
+    let close = tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("answer");
+    match close {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => {
+            assert_eq!(u16::from(f.code), 4401, "{f:?}")
+        }
+        other => panic!("expected a 4401 close, got {other:?}"),
+    }
+    let (mut s, _) = tokio_tungstenite::connect_async(format!(
+        "{ws}/live/ws?app=private&room=door&token={token}"
+    ))
+    .await
+    .expect("ws");
+    let first = tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("frame");
+    assert!(
+        matches!(
+            first,
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(_)))
+        ),
+        "{first:?}"
+    );
+
+    // WHEP: 401 without a token; anonymous play tokens are refused.
+    let (status, _, _) = gw
+        .post_sdp(
+            "/whep/private-door?app=private",
+            None,
+            "application/sdp",
+            "v=0\r\n",
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = gw
+        .get_public_json("/api/v1/apps/private/play-token/door")
+        .await;
+    assert_eq!(status, 404);
+    // …and Chromium plays with the join token.
+    if let Some(dir) = camgate_hardware_tests::browser_scripts() {
+        let v = camgate_hardware_tests::run_node(
+            &dir.join("webrtc.mjs"),
+            vec![
+                format!("{}/health", gw.base),
+                "--whep".into(),
+                format!("{}/whep/private-door?app=private", gw.base),
+                token.clone(),
+                "--seconds".into(),
+                "2".into(),
+            ],
+        )
+        .await;
+        assert_eq!(v["videoCodec"], "video/H264", "{v}");
+        assert!(v["frames"].as_u64().unwrap_or(0) >= 5, "{v}");
+    }
+    let _ = camsim.kill();
+    let _ = camsim.wait();
+}
+
+#[tokio::test]
+async fn stats_and_metrics_count_what_is_live() {
+    let gw = Gateway::start(&[]);
+    let m = gw.mint("counted").await;
+    let mut camsim = camgate_hardware_tests::spawn_camsim(&m, "10", "30");
+    let _viewer = gw.wait_live(&m.mjpeg_url).await;
+
+    let (status, v) = gw.api(Method::GET, "/api/v1/stats", None).await;
+    assert_eq!(status, 200, "{v}");
+    let d = &v["data"];
+    assert_eq!(d["counts"]["activeStreams"], 1, "{v}");
+    assert_eq!(d["streamsByType"]["ws-mjpeg"], 1, "{v}");
+    assert!(
+        d["uptimeSeconds"].is_u64() && d["cpu"]["cores"].as_u64().unwrap_or(0) >= 1,
+        "{v}"
+    );
+    assert!(d["memory"]["totalBytes"].as_u64().unwrap_or(0) > 0, "{v}");
+    let (status, v) = gw.api(Method::GET, "/api/v1/apps/live/stats", None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["live"]["activeStreams"], 1, "{v}");
+    assert_eq!(v["data"]["live"]["viewers"], 1, "{v}");
+
+    // An app token may read its app's stats, not the node's.
+    let (_, t) = gw
+        .api(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({ "name": "dash", "scope": "app", "app": "live" })),
+        )
+        .await;
+    let app_token = t["data"]["token"].as_str().expect("token").to_owned();
+    let (status, _) = gw
+        .api_as(Some(&app_token), Method::GET, "/api/v1/stats", None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = gw
+        .api_as(
+            Some(&app_token),
+            Method::GET,
+            "/api/v1/apps/live/stats",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Prometheus text.
+    let r = gw
+        .http
+        .get(format!("{}/metrics", gw.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), 401);
+    let r = gw
+        .http
+        .get(format!("{}/metrics", gw.base))
+        .bearer_auth(camgate_hardware_tests::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.expect("text");
+    for line in [
+        "camgate_streams{type=\"ws-mjpeg\"} 1",
+        "camgate_cameras_connected 1",
+        "camgate_viewers 1",
+        "# TYPE camgate_webhook_deliveries_total counter",
+        "camgate_pulled_cameras{status=\"retrying\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    let _ = camsim.kill();
+    let _ = camsim.wait();
+}
+
+#[tokio::test]
+async fn the_event_log_is_persisted_filtered_and_scoped() {
+    let gw = Gateway::start(&[]);
+    let m = gw.mint("logged").await;
+    let mut camsim = camgate_hardware_tests::spawn_camsim(&m, "5", "1");
+    let _ = tokio::task::spawn_blocking(move || camsim.wait()).await;
+    let mut found = Value::Null;
+    for _ in 0..50 {
+        let (_, v) = gw.get_json("/api/v1/logs?q=camera%20disconnected").await;
+        if v["total"].as_u64().unwrap_or(0) >= 1 {
+            found = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("logs: {found}");
+    let entry = &found["data"][0];
+    assert_eq!(entry["level"], "info", "{found}");
+    assert_eq!(entry["source"], "ingest::ws", "{found}");
+    assert_eq!(entry["app"], "live", "{found}");
+    assert!(entry["appId"].is_i64(), "{found}");
+    let meta: Value =
+        serde_json::from_str(entry["metaJson"].as_str().expect("meta")).expect("json");
+    assert_eq!(meta["room"], "live-logged", "{meta}");
+    // Per app, level filter (warn and worse), paging.
+    let (_, v) = gw.get_json("/api/v1/apps/live/logs?limit=2").await;
+    assert_eq!(v["limit"], 2);
+    assert!(v["data"].as_array().expect("rows").len() <= 2);
+    assert!(
+        v["data"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|e| e["app"] == "live"),
+        "{v}"
+    );
+    let (_, v) = gw.get_json("/api/v1/logs?level=warn").await;
+    assert!(
+        v["data"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|e| e["level"] == "warn" || e["level"] == "error"),
+        "{v}"
+    );
+    for (q, code_want) in [
+        ("level=loud", "invalid_level"),
+        ("since=yesterday", "invalid_time"),
+        ("limit=0", "invalid_limit"),
+        ("limit=1001", "invalid_limit"),
+    ] {
+        let (status, v) = gw.get_json(&format!("/api/v1/logs?{q}")).await;
+        assert_eq!((status, code(&v)), (400, code_want), "{q}: {v}");
+    }
+    // An app token reads its app's log only.
+    let (_, t) = gw
+        .api(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({ "name": "ops", "scope": "app", "app": "live" })),
+        )
+        .await;
+    let app_token = t["data"]["token"].as_str().expect("token").to_owned();
+    let (status, _) = gw
+        .api_as(Some(&app_token), Method::GET, "/api/v1/logs", None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = gw
+        .api_as(
+            Some(&app_token),
+            Method::GET,
+            "/api/v1/apps/live/logs",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Nothing secret in the log.
+    let (_, all) = gw.get_json("/api/v1/logs?limit=1000").await;
+    assert!(
+        !all.to_string().contains(&m.stream_key),
+        "camera key in the log"
+    );
+}
