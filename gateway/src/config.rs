@@ -29,6 +29,9 @@ pub struct Config {
     pub pull: PullConfig,
     /// MJPEG output of H.264 streams (the H.264 → JPEG transcoder).
     pub mjpeg: MjpegConfig,
+    /// Directory of app files (`<name>.toml`), read at start and on
+    /// `POST /api/v1/apps/{app}/reload`; default `<data_dir>/apps`.
+    pub apps_dir: Option<PathBuf>,
 }
 
 /// MJPEG output of H.264 streams.
@@ -155,6 +158,7 @@ impl Default for Config {
             rtmp: SocketAddr::from(([0, 0, 0, 0], 1935)),
             pull: PullConfig::default(),
             mjpeg: MjpegConfig::default(),
+            apps_dir: None,
         }
     }
 }
@@ -181,6 +185,13 @@ impl Default for WsIngestConfig {
 pub struct ConfigError(pub String);
 
 impl Config {
+    /// Where app files are read from.
+    pub fn apps_dir(&self) -> PathBuf {
+        self.apps_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("apps"))
+    }
+
     /// Parses a TOML document.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError(e.to_string()))

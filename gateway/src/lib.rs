@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod appconfig;
 pub mod auth;
 pub mod config;
 pub mod eventlog;

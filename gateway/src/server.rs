@@ -133,8 +133,11 @@ impl AppState {
 /// The whole router, apart from `main` so tests can drive it directly.
 pub fn app(state: SharedState) -> Router {
     let api = api::native::routes()
+        .finish()
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
-        .layer(DefaultBodyLimit::max(MAX_API_BODY));
+        .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        // The route guard of the catalogue reads the state from here.
+        .layer(axum::Extension(state.clone()));
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(crate::api::stats::metrics))
@@ -183,6 +186,9 @@ pub enum ServeError {
     /// The listener failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// An app file is invalid (file and key named).
+    #[error("app config: {0}")]
+    AppFile(String),
     /// The admin token from the environment is unusable.
     #[error("CAMGATE_ADMIN_TOKEN must be at least 16 characters")]
     WeakAdminToken,
@@ -220,6 +226,12 @@ impl Server {
         let db = Db::open(&config.data_dir).await?;
         let webhooks = crate::webhooks::Webhooks::start(db.clone());
         db.ensure_default_app().await?;
+        let apps = crate::appconfig::load_dir(&db, &config.apps_dir(), None)
+            .await
+            .map_err(ServeError::AppFile)?;
+        if apps > 0 {
+            tracing::info!(apps, "app config files applied");
+        }
         let generated_admin_token = match admin_token {
             Some(t) if t.len() < 16 => return Err(ServeError::WeakAdminToken),
             Some(t) => {

@@ -275,7 +275,7 @@ async fn api_tokens_are_scoped_narrowed_and_revocable() {
         ),
         (
             json!({ "name": "x", "scope": "global", "isAdmin": true }),
-            "invalid_body",
+            "unknown_field",
         ),
         (json!({ "name": "", "scope": "global" }), "invalid_name"),
     ] {

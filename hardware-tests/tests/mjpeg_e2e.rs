@@ -409,8 +409,8 @@ async fn api_conventions_and_errors() {
         (r#"{"room":"bad room"}"#, "invalid_room"),
         (&*long, "invalid_room"),
         (r#"{"room":"ok","identity":"-no"}"#, "invalid_identity"),
-        (r#"{"nope":1}"#, "invalid_body"),
-        ("not json", "invalid_body"),
+        (r#"{"nope":1}"#, "missing_field"),
+        ("not json", "invalid_json"),
     ] {
         let r = post(body, ADMIN_TOKEN).await.expect("req");
         assert_eq!(r.status(), 400, "{body}");

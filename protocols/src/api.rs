@@ -45,6 +45,9 @@ pub struct ErrorBody {
     pub code: String,
     /// Human-readable message.
     pub message: String,
+    /// The request field at fault (`permissions[0]`, `layers`), when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// Body of `POST /api/v1/apps/{app}/ws-ingest`.
@@ -564,6 +567,8 @@ pub struct AppRecord {
     pub callback_url: String,
     /// Whether a callback secret is set (the secret is never returned).
     pub callback_secret_set: bool,
+    /// camgate: live publishers allowed at once (0 = unlimited).
+    pub max_concurrent_streams: i64,
 }
 
 /// Body of `POST /api/v1/apps`.
@@ -598,6 +603,8 @@ pub struct PatchApp {
     pub callback_secret: Option<String>,
     /// Feature flags to change.
     pub features: Option<PatchFeatures>,
+    /// camgate: live publishers allowed at once in the app (0 = unlimited).
+    pub max_concurrent_streams: Option<u32>,
 }
 
 /// The reference's app name rule: `^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$`.

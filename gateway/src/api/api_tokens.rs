@@ -12,26 +12,60 @@
 //! token manages only tokens of its own app, and may not mint a token with
 //! a permission it does not hold itself, nor a global one.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::catalog::{Access, Routes};
 use super::{ApiError, ApiJson, Auth, created, ok};
 use crate::auth::{hash_secret, random_secret, valid_ip_entry};
 use crate::server::SharedState;
 use crate::store::NewToken;
 
 /// Routes under `/api/v1`.
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/tokens", get(list).post(create))
-        .route("/tokens/{id}", delete(revoke))
-        .route("/auth/me", get(me))
+pub fn routes() -> Routes {
+    Routes::new()
+        .op(
+            Method::GET,
+            "/tokens",
+            Access::Token,
+            "List API tokens (never the secret); an app token sees its app's",
+            list,
+        )
+        .op(
+            Method::POST,
+            "/tokens",
+            Access::Token,
+            "Create an API token (sk_…, shown once)",
+            create,
+        )
+        .example(serde_json::json!({
+            "name": "dashboard",
+            "scope": "app",
+            "app": "live",
+            "permissions": ["stream:read", "vod:read"],
+            "ttlSeconds": 86400,
+            "allowedIps": ["10.0.0.0/8"],
+        }))
+        .returns(201)
+        .op(
+            Method::DELETE,
+            "/tokens/{id}",
+            Access::Token,
+            "Revoke an API token",
+            revoke,
+        )
+        .returns(204)
+        .op(
+            Method::GET,
+            "/auth/me",
+            Access::Token,
+            "Who the caller is: scope, app, permissions, expiry",
+            me,
+        )
 }
 
 /// Body of `POST /api/v1/tokens`.

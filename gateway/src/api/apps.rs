@@ -7,17 +7,16 @@
 //! never read back. Creating and deleting apps needs a global token; an
 //! app-scoped token sees and edits only its own app.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
 use camgate_protocols::api::{
     AppFeatures, AppRecord, CreateApp, PatchApp, valid_app_name, valid_room_prefix,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::catalog::{Access, Routes};
 use super::native::{app_for, load_app};
 use super::{ApiError, ApiJson, Auth, created, ok};
 use crate::hub::RoomKey;
@@ -25,14 +24,66 @@ use crate::server::SharedState;
 use crate::store::App;
 
 /// Routes under `/api/v1`.
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/apps", get(list).post(create))
-        .route("/apps/{app}", get(one).patch(patch).delete(remove))
-        .route("/apps/{app}/webhooks/deliveries", get(deliveries))
-        .route(
+pub fn routes() -> Routes {
+    Routes::new()
+        .op(
+            Method::GET,
+            "/apps",
+            Access::Token,
+            "List the apps this token may read",
+            list,
+        )
+        .op(
+            Method::POST,
+            "/apps",
+            Access::Global("app:create"),
+            "Create an app (tenant)",
+            create,
+        )
+        .example(json!({ "name": "lobby", "displayName": "Lobby", "roomPrefix": "lobby" }))
+        .returns(201)
+        .op(
+            Method::GET,
+            "/apps/{app}",
+            Access::App("app:read"),
+            "An app's record and settings",
+            one,
+        )
+        .op(
+            Method::PATCH,
+            "/apps/{app}",
+            Access::App("config:write"),
+            "Change an app's settings (merged)",
+            patch,
+        )
+        .example(json!({ "displayName": "Lobby cameras", "features": { "chat": true } }))
+        .op(
+            Method::DELETE,
+            "/apps/{app}",
+            Access::Global("app:delete"),
+            "Delete an app and everything live in it (?deleteVods)",
+            remove,
+        )
+        .op(
+            Method::GET,
+            "/apps/{app}/sizes",
+            Access::App("app:read"),
+            "Storage footprint of an app",
+            sizes,
+        )
+        .op(
+            Method::GET,
+            "/apps/{app}/webhooks/deliveries",
+            Access::App("config:read"),
+            "Webhook delivery log, newest first",
+            deliveries,
+        )
+        .op(
+            Method::POST,
             "/apps/{app}/webhooks/test",
-            axum::routing::post(test_webhook),
+            Access::App("config:write"),
+            "Send a webhook_test event to the callback URL",
+            test_webhook,
         )
 }
 
@@ -79,6 +130,28 @@ async fn test_webhook(
         json!({ "room": null, "message": "test" }),
     );
     Ok(ok(json!({ "queued": true })))
+}
+
+/// `GET /apps/{app}/sizes`: the app's storage footprint. camgate keeps all
+/// apps in one database, so `dbBytes` is that shared file's size; an app's
+/// own bytes are its snapshots (and, with recording, its VODs).
+async fn sizes(
+    State(state): State<SharedState>,
+    Auth(who): Auth,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    let app = app_for(&state, &who, &app, "app:read").await?;
+    let (snapshots, snapshot_bytes) = state.db.snapshot_usage(app.id).await?;
+    let db_bytes = std::fs::metadata(state.config.data_dir.join("camgate.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    Ok(ok(json!({
+        "app": app.name,
+        "dbBytes": db_bytes,
+        "vods": { "count": 0, "bytes": 0 },
+        "snapshots": { "count": snapshots, "bytes": snapshot_bytes },
+        "totalBytes": snapshot_bytes,
+    })))
 }
 
 /// The feature flags of an app, defaults applied.
@@ -132,6 +205,7 @@ fn record(app: &App) -> AppRecord {
             .unwrap_or_default()
             .to_owned(),
         callback_secret_set: secret_set,
+        max_concurrent_streams: app.max_concurrent_streams,
     }
 }
 
@@ -218,7 +292,7 @@ async fn patch(
         recording.insert("enabled".into(), json!(on));
     }
     if let Some(m) = body.split_minutes {
-        if ![0, 15, 30, 60, 90, 120].contains(&m) {
+        if !crate::appconfig::SPLIT_MINUTES.contains(&m) {
             return Err(ApiError::bad_request(
                 "invalid_split_minutes",
                 "splitMinutes must be one of 0, 15, 30, 60, 90, 120",
@@ -227,7 +301,7 @@ async fn patch(
         recording.insert("split_minutes".into(), json!(m));
     }
     if let Some(s) = body.snapshot_seconds {
-        if ![0, 1, 30, 60, 120, 360].contains(&s) {
+        if !crate::appconfig::SNAPSHOT_SECONDS.contains(&s) {
             return Err(ApiError::bad_request(
                 "invalid_snapshot_seconds",
                 "snapshotSeconds must be one of 0, 1, 30, 60, 120, 360",
@@ -237,18 +311,9 @@ async fn patch(
     }
     let mut callbacks = section(&mut app.settings, "callbacks");
     if let Some(url) = body.callback_url {
-        if url.len() > 2048 {
-            return Err(ApiError::bad_request(
-                "invalid_callback_url",
-                "callbackUrl is longer than 2048",
-            ));
-        }
-        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ApiError::bad_request(
-                "invalid_callback_url",
-                "callbackUrl must be an http(s) URL",
-            ));
-        }
+        crate::appconfig::check_callback_url(&url).map_err(|m| {
+            ApiError::bad_request("invalid_callback_url", format!("callbackUrl {m}"))
+        })?;
         callbacks.insert("url".into(), json!(url));
     }
     if let Some(secret) = body.callback_secret {
@@ -260,25 +325,13 @@ async fn patch(
         }
         callbacks.insert("secret".into(), json!(secret));
     }
-    let mut f = features(&app);
     if let Some(p) = body.features {
-        let set = |flag: &mut bool, v: Option<bool>| {
-            if let Some(v) = v {
-                *flag = v;
-            }
-        };
-        set(&mut f.rtmp_password, p.rtmp_password);
-        set(&mut f.viewer_counter, p.viewer_counter);
-        set(&mut f.chat, p.chat);
-        set(&mut f.reactions, p.reactions);
-        set(&mut f.hidden_qc, p.hidden_qc);
-        set(&mut f.adaptive_player, p.adaptive_player);
-        set(&mut f.public_playback, p.public_playback);
+        patch_features(&mut app, p);
     }
-    app.public_playback = f.public_playback;
-    app.hidden_qc = f.hidden_qc;
+    if let Some(m) = body.max_concurrent_streams {
+        app.max_concurrent_streams = i64::from(m);
+    }
     if let Some(o) = app.settings.as_object_mut() {
-        o.insert("features".into(), features_json(f));
         if !recording.is_empty() {
             o.insert("recording".into(), Value::Object(recording));
         }
@@ -341,6 +394,28 @@ async fn remove(
         .is_some_and(|v| v.is_empty() || v == "true" || v == "1");
     tracing::info!(app = %app.name, dropped, delete_vods, "app deleted");
     Ok(ok(json!({ "deleted": true, "name": app.name })))
+}
+
+/// Sets the feature flags a patch names, keeping the others.
+pub fn patch_features(app: &mut App, p: camgate_protocols::api::PatchFeatures) {
+    let mut f = features(app);
+    let set = |flag: &mut bool, v: Option<bool>| {
+        if let Some(v) = v {
+            *flag = v;
+        }
+    };
+    set(&mut f.rtmp_password, p.rtmp_password);
+    set(&mut f.viewer_counter, p.viewer_counter);
+    set(&mut f.chat, p.chat);
+    set(&mut f.reactions, p.reactions);
+    set(&mut f.hidden_qc, p.hidden_qc);
+    set(&mut f.adaptive_player, p.adaptive_player);
+    set(&mut f.public_playback, p.public_playback);
+    app.public_playback = f.public_playback;
+    app.hidden_qc = f.hidden_qc;
+    if let Some(o) = app.settings.as_object_mut() {
+        o.insert("features".into(), features_json(f));
+    }
 }
 
 fn features_json(f: AppFeatures) -> Value {

@@ -13,13 +13,13 @@
 //! is dropped with reason `unauthorized_rtmp_password` (see
 //! `ingest::rtmp`).
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::response::Response;
-use axum::routing::{get, post};
 use camgate_protocols::api::{CreatedIngress, IngressInfo, MintIngress, hls_path, mask_key};
 use serde::Deserialize;
 
+use super::catalog::{Access, Routes};
 use super::native::app_for;
 use super::tokens::{check_stream_quota, room_of};
 use super::{ApiError, ApiJson, Auth, created, ok};
@@ -32,11 +32,46 @@ use crate::store::{App, IngressRow};
 const MAX_NAME: usize = 120;
 
 /// Routes under `/api/v1`.
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/apps/{app}/ingress", get(list).post(create))
-        .route("/apps/{app}/ingress/{id}", get(one).delete(remove))
-        .route("/apps/{app}/ingress/{id}/validate", post(validate))
+pub fn routes() -> Routes {
+    Routes::new()
+        .op(
+            Method::GET,
+            "/apps/{app}/ingress",
+            Access::App("ingress:read"),
+            "List ingresses with live state (?limit, offset, room, q)",
+            list,
+        )
+        .op(
+            Method::POST,
+            "/apps/{app}/ingress",
+            Access::App("ingress:create"),
+            "Create an RTMP, WHIP or pulled (url) ingress",
+            create,
+        )
+        .example(serde_json::json!({ "inputType": "rtmp", "room": "demo" }))
+        .returns(201)
+        .op(
+            Method::GET,
+            "/apps/{app}/ingress/{id}",
+            Access::App("ingress:read"),
+            "One ingress with live state",
+            one,
+        )
+        .op(
+            Method::DELETE,
+            "/apps/{app}/ingress/{id}",
+            Access::App("ingress:delete"),
+            "Delete an ingress; a live publisher is dropped at once",
+            remove,
+        )
+        .op(
+            Method::POST,
+            "/apps/{app}/ingress/{id}/validate",
+            Access::App("ingress:write"),
+            "Validate an RTMP stream_password (rtmpPassword feature)",
+            validate,
+        )
+        .example(serde_json::json!({ "password": "…" }))
 }
 
 /// How long a push without its password waits for a validation, and how

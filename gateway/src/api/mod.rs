@@ -3,6 +3,9 @@
 
 pub mod api_tokens;
 pub mod apps;
+pub mod catalog;
+pub mod chat;
+pub mod config;
 pub mod ingress;
 pub mod native;
 pub mod snapshots;
@@ -35,6 +38,18 @@ pub enum ApiError {
         code: &'static str,
         /// What is wrong.
         message: String,
+    },
+    /// 400 for a body that does not parse: `code` is `invalid_json`,
+    /// `unknown_field`, `missing_field` or `invalid_field`, and `field`
+    /// names the field.
+    #[error("{message}")]
+    InvalidBody {
+        /// Stable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+        /// The field's path (`permissions[0]`), if the error has one.
+        field: Option<String>,
     },
     /// 401: missing, unknown, revoked or expired credential.
     #[error("{0}")]
@@ -102,7 +117,9 @@ impl ApiError {
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::BadRequest { code, .. } | ApiError::InvalidBody { code, .. } => {
+                (StatusCode::BAD_REQUEST, code)
+            }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
@@ -144,11 +161,16 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error answering a request");
         }
+        let field = match &self {
+            ApiError::InvalidBody { field, .. } => field.clone(),
+            _ => None,
+        };
         let body = Envelope::<()> {
             data: None,
             error: Some(ErrorBody {
                 code: code.to_owned(),
                 message: self.to_string(),
+                field,
             }),
         };
         (status, Json(body)).into_response()
@@ -184,12 +206,77 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
-            Err(e) => Err(ApiError::bad_request("invalid_body", e.body_text())),
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m.eq_ignore_ascii_case("application/json")
+                    || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !json {
+            return Err(ApiError::status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json",
+            ));
         }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            Err(e) => return Err(ApiError::bad_request("invalid_body", e.body_text())),
+        };
+        parse_body(&bytes).map(ApiJson)
     }
+}
+
+/// Parses a JSON body; a failure names the field at fault.
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let text = inner.to_string();
+        // serde names unknown and missing fields only in its message.
+        let quoted = || text.split('`').nth(1).map(str::to_owned);
+        let join = |name: Option<String>| match (path.as_str(), name) {
+            (".", n) => n,
+            (p, Some(n)) => Some(format!("{p}.{n}")),
+            (p, None) => Some(p.to_owned()),
+        };
+        let (code, field) = if inner.is_syntax() || inner.is_eof() {
+            ("invalid_json", None)
+        } else if text.starts_with("unknown field") {
+            // The path already ends in the unknown key.
+            (
+                "unknown_field",
+                if path == "." {
+                    quoted()
+                } else {
+                    Some(path.clone())
+                },
+            )
+        } else if text.starts_with("missing field") {
+            ("missing_field", join(quoted()))
+        } else if path == "." {
+            ("invalid_body", None)
+        } else {
+            ("invalid_field", Some(path.clone()))
+        };
+        let message = match &field {
+            Some(f) => format!("{f}: {text}"),
+            None => text,
+        };
+        ApiError::InvalidBody {
+            code,
+            message,
+            field,
+        }
+    })
 }
 
 /// `limit` (1..=`max`, default `default`) and `offset` (≥ 0, default 0)
@@ -244,6 +331,10 @@ impl FromRequestParts<SharedState> for Auth {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
+        // The route guard (catalog) already authenticated this request.
+        if let Some(who) = parts.extensions.get::<Principal>() {
+            return Ok(Auth(who.clone()));
+        }
         let token = bearer(parts).ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let hash = hash_secret(token);
         let row = state.db.token_by_hash(&hash).await?;
@@ -282,4 +373,56 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
         .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        max_fps: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        list: Option<Vec<u32>>,
+        inner: Option<Inner>,
+    }
+
+    fn err(body: &str) -> (&'static str, Option<String>) {
+        match parse_body::<Body>(body.as_bytes()) {
+            Err(ApiError::InvalidBody { code, field, .. }) => (code, field),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn body_errors_name_the_field() {
+        assert_eq!(err("{"), ("invalid_json", None));
+        assert_eq!(
+            err("{\"name\":\"a\",\"nmae\":1}"),
+            ("unknown_field", Some("nmae".into()))
+        );
+        assert_eq!(err("{}"), ("missing_field", Some("name".into())));
+        assert_eq!(
+            err("{\"name\":\"a\",\"list\":[1,\"x\"]}"),
+            ("invalid_field", Some("list[1]".into()))
+        );
+        assert_eq!(
+            err("{\"name\":\"a\",\"inner\":{\"maxFsp\":1}}"),
+            ("unknown_field", Some("inner.maxFsp".into()))
+        );
+        assert_eq!(
+            err("{\"name\":\"a\",\"inner\":{}}"),
+            ("missing_field", Some("inner.maxFps".into()))
+        );
+        assert_eq!(err("[]"), ("invalid_body", None));
+        assert!(parse_body::<Body>(b"{\"name\":\"a\"}").is_ok());
+    }
 }

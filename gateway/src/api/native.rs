@@ -2,29 +2,58 @@
 //!
 //! This part: camera keys for the device WebSocket (`ws-ingest`).
 
-use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::response::Response;
-use axum::routing::{delete, get};
 use camgate_protocols::api::{
     LiveInfo, MintWsIngest, MintedWsIngest, WsIngestKey, mask_key, namespace_room, validate_slug,
 };
 
+use super::catalog::{Access, Routes};
 use super::{ApiError, ApiJson, Auth, created, ok};
 use crate::auth::{hash_secret, now_rfc3339, random_id, random_secret};
 use crate::server::{SharedState, Urls};
 use crate::store::{App, WsKey};
 
 /// Routes under `/api/v1`.
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/apps/{app}/ws-ingest", get(list_ws_keys).post(mint_ws_key))
-        .route("/apps/{app}/ws-ingest/{id}", delete(revoke_ws_key))
-        .route("/apps/{app}/ws-ingest/live/{room}", get(live_info))
+pub fn routes() -> Routes {
+    Routes::new()
+        .op(
+            Method::GET,
+            "/apps/{app}/ws-ingest",
+            Access::App("ingress:read"),
+            "List camera keys (masked) with live state",
+            list_ws_keys,
+        )
+        .op(
+            Method::POST,
+            "/apps/{app}/ws-ingest",
+            Access::App("ingress:create"),
+            "Mint a camera key for the device WebSocket (shown once)",
+            mint_ws_key,
+        )
+        .example(serde_json::json!({ "room": "cam1" }))
+        .returns(201)
+        .op(
+            Method::DELETE,
+            "/apps/{app}/ws-ingest/{id}",
+            Access::App("ingress:delete"),
+            "Revoke a camera key; a live camera is closed with 4401",
+            revoke_ws_key,
+        )
+        .op(
+            Method::GET,
+            "/apps/{app}/ws-ingest/live/{room}",
+            Access::Public,
+            "Live state and playback URLs of a room (needs publicPlayback)",
+            live_info,
+        )
         .merge(super::apps::routes())
         .merge(super::api_tokens::routes())
         .merge(super::snapshots::routes())
         .merge(super::streams::routes())
+        .merge(super::chat::routes())
+        .merge(super::config::routes())
         .merge(super::stats::routes())
         .merge(super::tokens::routes())
         .merge(super::ingress::routes())

@@ -13,14 +13,14 @@
 
 use std::path::PathBuf;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
+use super::catalog::{Access, Routes};
 use super::native::app_for;
 use super::tokens::room_of;
 use super::{ApiError, ApiJson, Auth, created, ok};
@@ -30,11 +30,45 @@ use crate::server::SharedState;
 use crate::store::{App, SnapshotRow};
 
 /// Routes under `/api/v1`.
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/apps/{app}/snapshots", get(list).post(take))
-        .route("/apps/{app}/snapshots/{id}", get(one).delete(remove))
-        .route("/apps/{app}/snapshots/{id}/image", get(image))
+pub fn routes() -> Routes {
+    Routes::new()
+        .op(
+            Method::GET,
+            "/apps/{app}/snapshots",
+            Access::App("stream:read"),
+            "List captured snapshots (?room, paged)",
+            list,
+        )
+        .op(
+            Method::POST,
+            "/apps/{app}/snapshots",
+            Access::App("stream:write"),
+            "Capture a frame of a live stream now",
+            take,
+        )
+        .example(serde_json::json!({ "room": "cam1" }))
+        .returns(201)
+        .op(
+            Method::GET,
+            "/apps/{app}/snapshots/{id}",
+            Access::App("stream:read"),
+            "One snapshot",
+            one,
+        )
+        .op(
+            Method::DELETE,
+            "/apps/{app}/snapshots/{id}",
+            Access::App("stream:write"),
+            "Delete a snapshot and its file",
+            remove,
+        )
+        .op(
+            Method::GET,
+            "/apps/{app}/snapshots/{id}/image",
+            Access::App("stream:read"),
+            "The snapshot's JPEG",
+            image,
+        )
 }
 
 /// Body of `POST /apps/{app}/snapshots`: the room, or the stream

@@ -10,13 +10,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::catalog::{Access, Routes};
 use super::native::app_for;
 use super::{ApiError, Auth, ok};
 use crate::server::SharedState;
@@ -32,12 +32,36 @@ pub struct StatsCache {
 }
 
 /// Routes under `/api/v1`.
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/stats", get(global))
-        .route("/apps/{app}/stats", get(app_stats))
-        .route("/logs", get(global_logs))
-        .route("/apps/{app}/logs", get(app_logs))
+pub fn routes() -> Routes {
+    Routes::new()
+        .op(
+            Method::GET,
+            "/stats",
+            Access::Global("usage:read"),
+            "Platform totals (cached 5 s)",
+            global,
+        )
+        .op(
+            Method::GET,
+            "/apps/{app}/stats",
+            Access::App("app:read"),
+            "Live/VOD/storage/ingress snapshot of an app (cached 5 s)",
+            app_stats,
+        )
+        .op(
+            Method::GET,
+            "/logs",
+            Access::Global("usage:read"),
+            "Event log (?app, level, source, q, since, until, limit, offset)",
+            global_logs,
+        )
+        .op(
+            Method::GET,
+            "/apps/{app}/logs",
+            Access::App("usage:read"),
+            "Event log of one app (same filters)",
+            app_logs,
+        )
 }
 
 /// Query of `GET /logs` (reference §2.3).

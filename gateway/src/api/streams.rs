@@ -15,14 +15,14 @@
 //! camera) is removed with its key, as the reference does. The row is
 //! always marked ended.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use camgate_sfu::SourceKind;
 use serde::{Deserialize, Serialize};
 
+use super::catalog::{Access, Routes};
 use super::native::app_for;
 use super::{ApiError, Auth, ok};
 use crate::hub::RoomKey;
@@ -30,10 +30,30 @@ use crate::server::SharedState;
 use crate::store::{App, StreamRow};
 
 /// Routes under `/api/v1`.
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/apps/{app}/streams", get(list))
-        .route("/apps/{app}/streams/{id}", get(one).delete(stop))
+pub fn routes() -> Routes {
+    Routes::new()
+        .op(
+            Method::GET,
+            "/apps/{app}/streams",
+            Access::App("stream:read"),
+            "List streams (?status=active|ended|all, paged)",
+            list,
+        )
+        .op(
+            Method::GET,
+            "/apps/{app}/streams/{id}",
+            Access::App("stream:read"),
+            "One stream by <room>/<identity> (URL-encoded) or row id",
+            one,
+        )
+        .op(
+            Method::DELETE,
+            "/apps/{app}/streams/{id}",
+            Access::App("stream:stop"),
+            "Stop a stream: disconnect the publisher, mark the row ended",
+            stop,
+        )
+        .returns(204)
 }
 
 /// A stream as the API shows it.
@@ -117,7 +137,7 @@ async fn list(
     Ok(super::page(data, total, limit, offset))
 }
 
-async fn load(state: &SharedState, app: &App, id: &str) -> Result<StreamRow, ApiError> {
+pub(crate) async fn load(state: &SharedState, app: &App, id: &str) -> Result<StreamRow, ApiError> {
     state
         .db
         .stream(app.id, id)

@@ -5,14 +5,14 @@
 //! (public, audio only), and `POST /api/v1/signing-keys/rotate` (global
 //! tokens only) to rotate the signing key.
 
-use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::response::Response;
-use axum::routing::{get, post};
 use camgate_protocols::api::{
     JoinToken, MintJoinToken, PlayToken, namespace_room, validate_room_name, whep_path, whip_path,
 };
 
+use super::catalog::{Access, Routes};
 use super::native::{app_for, load_app};
 use super::{ApiError, ApiJson, Auth, created, ok};
 use crate::auth::jwt::{JoinClaims, VideoGrant, parse_ttl};
@@ -28,12 +28,39 @@ const MAX_NAME: usize = 120;
 const MAX_METADATA: usize = 2000;
 
 /// Routes under `/api/v1`.
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/apps/{app}/tokens", post(mint))
-        .route("/apps/{app}/play-token/{room}", get(play_token))
-        .route("/apps/{app}/radio/{room}/listen-token", get(listen_token))
-        .route("/signing-keys/rotate", post(rotate))
+pub fn routes() -> Routes {
+    Routes::new()
+        .op(
+            Method::POST,
+            "/apps/{app}/tokens",
+            Access::App("stream:write"),
+            "Mint a join token (publish or subscribe) for a room",
+            mint,
+        )
+        .example(serde_json::json!({ "room": "demo", "identity": "viewer-1", "canPublish": false }))
+        .returns(201)
+        .op(
+            Method::GET,
+            "/apps/{app}/play-token/{room}",
+            Access::Public,
+            "Anonymous subscribe-only token (needs publicPlayback)",
+            play_token,
+        )
+        .op(
+            Method::GET,
+            "/apps/{app}/radio/{room}/listen-token",
+            Access::Public,
+            "Anonymous audio-only token (needs publicPlayback)",
+            listen_token,
+        )
+        .op(
+            Method::POST,
+            "/signing-keys/rotate",
+            Access::Admin,
+            "Rotate the join-token signing key (old key verifies until expiry)",
+            rotate,
+        )
+        .returns(201)
 }
 
 fn now() -> i64 {
@@ -65,13 +92,14 @@ fn check_text(
     Ok(())
 }
 
-/// 403 `quota_exceeded` when the app already has `max_concurrent_streams`
+/// 429 `quota_exceeded` (reference §12) when the app already has `max_concurrent_streams`
 /// live publishers (checked when publisher credentials are issued).
 pub(super) fn check_stream_quota(state: &SharedState, app: &App) -> Result<(), ApiError> {
     if app.max_concurrent_streams > 0 {
         let live = state.hub.publishers_in_app(&app.name) as i64;
         if live >= app.max_concurrent_streams {
-            return Err(ApiError::Forbidden {
+            return Err(ApiError::Status {
+                status: axum::http::StatusCode::TOO_MANY_REQUESTS,
                 code: "quota_exceeded",
                 message: format!(
                     "app has {live} live streams; max_concurrent_streams is {}",

@@ -260,6 +260,16 @@ impl Hub {
             .count()
     }
 
+    /// Rooms of an app whose live publisher is of `kind`.
+    pub fn publishers_of_kind(&self, app: &str, kind: SourceKind) -> usize {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|r| r.key.app == app && r.publisher() == Some(kind))
+            .count()
+    }
+
     /// Rooms, viewers and publishers present now.
     pub fn counts(&self) -> (usize, usize, usize) {
         let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner()).len();

@@ -165,6 +165,7 @@ struct Accepted {
     app: App,
     key: WsKey,
     peer: IpAddr,
+    limits: crate::appconfig::WsIngestLimits,
 }
 
 struct Rejected {
@@ -282,7 +283,31 @@ async fn authorize(
     {
         return Err(reject(close::FORBIDDEN, "room_busy"));
     }
-    Ok(Accepted { app, key, peer: ip })
+    // The app's own limits (reference §5.3 `ws_ingest`, §12 quotas). A
+    // camera replacing its own connection is not counted twice.
+    let limits = crate::appconfig::MediaConfig::from_settings(&app.settings).ws_ingest;
+    if !limits.enabled {
+        return Err(reject(close::FORBIDDEN, "ws_ingest_disabled"));
+    }
+    if state.cameras.stats(&key.id).is_none() {
+        if limits.max_cameras > 0
+            && state.hub.publishers_of_kind(&app.name, SourceKind::WsMjpeg)
+                >= limits.max_cameras as usize
+        {
+            return Err(reject(close::FORBIDDEN, "camera_limit"));
+        }
+        if app.max_concurrent_streams > 0
+            && state.hub.publishers_in_app(&app.name) as i64 >= app.max_concurrent_streams
+        {
+            return Err(reject(close::FORBIDDEN, "quota_exceeded"));
+        }
+    }
+    Ok(Accepted {
+        app,
+        key,
+        peer: ip,
+        limits,
+    })
 }
 
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) -> Result<(), axum::Error> {
@@ -341,8 +366,16 @@ async fn run(state: SharedState, socket: WebSocket, acc: Accepted) {
 }
 
 async fn run_inner(state: SharedState, mut socket: WebSocket, acc: Accepted) {
-    let cfg = state.config.ws_ingest.clone();
-    let Accepted { app, key, peer } = acc;
+    let Accepted {
+        app,
+        key,
+        peer,
+        limits,
+    } = acc;
+    // The app may only narrow the server's limits.
+    let mut cfg = state.config.ws_ingest.clone();
+    cfg.max_fps = cfg.max_fps.min(limits.max_fps);
+    cfg.max_frame_kb = cfg.max_frame_kb.min(limits.max_frame_kb);
     let stream_id = format!("{}/{}", key.room, key.identity);
     let session_id = random_id("ses_", 8);
     let room_key = RoomKey {

@@ -110,6 +110,31 @@ pub struct IngressRow {
     pub created_at: String,
 }
 
+/// A chat or reaction message of a room.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatRow {
+    /// Row id (increasing).
+    pub id: i64,
+    /// Room.
+    pub room: String,
+    /// The room's stream when it was sent, if one was live.
+    pub stream_id: Option<String>,
+    /// `chat` or `reaction`.
+    pub topic: String,
+    /// Sender identity (`server` for the API unless given).
+    #[serde(rename = "from")]
+    pub sender: String,
+    /// Chat text.
+    pub message: Option<String>,
+    /// Reaction (an emoji or short name).
+    pub reaction: Option<String>,
+    /// `api` or `webrtc`.
+    pub source: String,
+    /// When (RFC 3339).
+    pub ts: String,
+}
+
 /// A stored snapshot.
 #[derive(Clone, Debug)]
 pub struct SnapshotRow {
@@ -368,11 +393,12 @@ impl Db {
     pub async fn update_app(&self, app: &App) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE apps SET display_name = ?, room_prefix = ?, public_playback = ?,
-             settings_json = ?, updated_at = ? WHERE id = ?",
+             max_concurrent_streams = ?, settings_json = ?, updated_at = ? WHERE id = ?",
         )
         .bind(&app.display_name)
         .bind(&app.room_prefix)
         .bind(i64::from(app.public_playback))
+        .bind(app.max_concurrent_streams)
         .bind(app.settings.to_string())
         .bind(now_rfc3339())
         .bind(app.id)
@@ -698,6 +724,73 @@ impl Db {
         .await
     }
 
+    /// Stores a chat/reaction message; answers its id.
+    pub async fn insert_chat(&self, app_id: i64, c: &ChatRow) -> Result<i64, DbError> {
+        let r = sqlx::query(
+            "INSERT INTO chat_messages
+               (app_id, room, stream_id, topic, sender, message, reaction, source, ts)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(app_id)
+        .bind(&c.room)
+        .bind(&c.stream_id)
+        .bind(&c.topic)
+        .bind(&c.sender)
+        .bind(&c.message)
+        .bind(&c.reaction)
+        .bind(&c.source)
+        .bind(&c.ts)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// A stream's chat/reaction messages, oldest first, with ids above
+    /// `after`; and how many there are in all.
+    pub async fn list_chat(
+        &self,
+        app_id: i64,
+        stream_id: &str,
+        after: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<ChatRow>, i64), DbError> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM chat_messages WHERE app_id = ? AND stream_id = ? AND id > ?",
+        )
+        .bind(app_id)
+        .bind(stream_id)
+        .bind(after)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM chat_messages WHERE app_id = ? AND stream_id = ? AND id > ?
+             ORDER BY id LIMIT ? OFFSET ?",
+        )
+        .bind(app_id)
+        .bind(stream_id)
+        .bind(after)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let rows = rows
+            .into_iter()
+            .map(|r| ChatRow {
+                id: r.get("id"),
+                room: r.get("room"),
+                stream_id: r.get("stream_id"),
+                topic: r.get("topic"),
+                sender: r.get("sender"),
+                message: r.get("message"),
+                reaction: r.get("reaction"),
+                source: r.get("source"),
+                ts: r.get("ts"),
+            })
+            .collect();
+        Ok((rows, total))
+    }
+
     /// Logs a webhook delivery, keeping the newest `keep` of the app.
     pub async fn insert_delivery(&self, d: &DeliveryRow, keep: i64) -> Result<(), DbError> {
         sqlx::query(
@@ -967,6 +1060,17 @@ impl Db {
         .fetch_all(&self.pool)
         .await?;
         Ok((rows.into_iter().map(snapshot_from_row).collect(), total))
+    }
+
+    /// How many rows and bytes an app's snapshots hold.
+    pub async fn snapshot_usage(&self, app_id: i64) -> Result<(i64, i64), DbError> {
+        let (count, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM snapshots WHERE app_id = ?",
+        )
+        .bind(app_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((count, bytes))
     }
 
     /// One snapshot of an app.

@@ -482,6 +482,17 @@ impl Media {
                     keyframe,
                     access_unit,
                 } => hls_access_unit(&state, &room, time, keyframe, &access_unit),
+                SfuEvent::Data {
+                    room,
+                    from,
+                    payload,
+                    binary: false,
+                } => {
+                    // Off the event loop: storing waits on the database.
+                    tokio::spawn(async move {
+                        crate::api::chat::from_participant(&state, &room, &from, &payload).await;
+                    });
+                }
                 SfuEvent::Connected { .. } | SfuEvent::Data { .. } => {}
                 _ => {}
             }
