@@ -91,6 +91,9 @@ struct ServeArgs {
     /// Longest retry delay for pulled cameras, seconds [default: 30].
     #[arg(long, env = "CAMGATE_PULL_MAX_BACKOFF")]
     pull_max_backoff: Option<u32>,
+    /// Directory of app files `<name>.toml` [default: <data-dir>/apps].
+    #[arg(long, env = "CAMGATE_APPS_DIR")]
+    apps_dir: Option<PathBuf>,
 }
 
 fn load(args: ServeArgs) -> Result<Config, String> {
@@ -112,6 +115,7 @@ fn load(args: ServeArgs) -> Result<Config, String> {
     }
     set!(
         data_dir => data_dir,
+        apps_dir => apps_dir,
         http => http,
         trust_forwarded => trust_forwarded,
         ws_handshakes_per_minute => ws_ingest.handshakes_per_minute,

@@ -134,7 +134,7 @@ impl AppState {
 pub fn app(state: SharedState) -> Router {
     let api = api::native::routes()
         .finish()
-        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         // The route guard of the catalogue reads the state from here.
         .layer(axum::Extension(state.clone()));
@@ -154,7 +154,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/hls/{app}/{room}/{file}", get(crate::playback::hls::media))
         .route("/play/{app}/{room}", get(player::page))
         .route("/embed/{app}/{room}", get(player::page))
-        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
         .with_state(state)
 }
 

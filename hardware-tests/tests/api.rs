@@ -818,3 +818,536 @@ async fn the_event_log_is_persisted_filtered_and_scoped() {
         "camera key in the log"
     );
 }
+
+/// Every resource and action a token permission can name.
+const RESOURCES: &[&str] = &[
+    "app",
+    "config",
+    "s3",
+    "stream",
+    "recording",
+    "vod",
+    "broadcast",
+    "sample",
+    "ingress",
+    "tenant",
+    "usage",
+    "token",
+];
+const ACTIONS: &[&str] = &["read", "create", "write", "delete", "start", "stop"];
+
+/// Every permission except `missing`, compressed with wildcards.
+fn all_but(missing: &str) -> Vec<String> {
+    let (res, action) = missing.split_once(':').expect("resource:action");
+    let mut out: Vec<String> = RESOURCES
+        .iter()
+        .filter(|r| **r != res)
+        .map(|r| format!("{r}:*"))
+        .collect();
+    out.extend(
+        ACTIONS
+            .iter()
+            .filter(|a| **a != action)
+            .map(|a| format!("{res}:{a}")),
+    );
+    out
+}
+
+/// Walks the OpenAPI document served by the real binary and calls every
+/// operation with no token, an expired and a revoked token, a token of
+/// another app, a token lacking the route's permission, and a token holding
+/// only that permission. The document is generated from the same table
+/// that builds the router, so this also proves every documented route is
+/// served.
+#[tokio::test]
+async fn every_documented_route_is_served_and_guarded() {
+    let gw = Gateway::start(&[]);
+    let (status, doc) = gw.get_public_json("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let docs_page = gw
+        .http
+        .get(format!("{}/api/v1/docs", gw.base))
+        .send()
+        .await
+        .expect("docs");
+    assert_eq!(docs_page.status(), 200);
+    assert!(
+        docs_page
+            .text()
+            .await
+            .expect("text")
+            .contains("openapi.json")
+    );
+
+    for name in ["other-app", "doomed"] {
+        let (status, v) = gw
+            .api(Method::POST, "/api/v1/apps", Some(json!({ "name": name })))
+            .await;
+        assert_eq!(status, 201, "{v}");
+    }
+    let mint = |body: Value| {
+        let gw = &gw;
+        async move {
+            let (status, v) = gw.api(Method::POST, "/api/v1/tokens", Some(body)).await;
+            assert_eq!(status, 201, "{v}");
+            (
+                v["data"]["token"].as_str().expect("token").to_owned(),
+                v["data"]["id"].as_i64().expect("id"),
+            )
+        }
+    };
+    let (other_app, _) = mint(json!({ "name": "b", "scope": "app", "app": "other-app" })).await;
+    let (revoked, revoked_id) = mint(json!({ "name": "r", "scope": "global" })).await;
+    let (status, _) = gw
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{revoked_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (expired, _) = mint(json!({ "name": "e", "scope": "global", "ttlSeconds": 1 })).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut tokens: std::collections::HashMap<(String, bool, bool), String> = Default::default();
+    let mut checked = 0;
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("ops") {
+            let access = op["x-access"].as_str().expect("x-access");
+            let perm = op["x-permission"].as_str();
+            // Concrete values; the app-deleting route gets its own app.
+            let app = if method == "delete" && path == "/apps/{app}" {
+                "doomed"
+            } else {
+                "live"
+            };
+            let url = format!(
+                "/api/v1{}",
+                path.replace("{app}", app)
+                    .replace("{room}", "cam1")
+                    .replace("{id}", "999999")
+            );
+            let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
+            let body = op["requestBody"]["content"]["application/json"]["example"].clone();
+            let body = (!body.is_null()).then_some(body);
+            let call = |token: Option<String>| {
+                let (gw, m, url, body) = (&gw, m.clone(), url.clone(), body.clone());
+                async move { gw.api_as(token.as_deref(), m, &url, body).await }
+            };
+            let what = format!("{method} {path}");
+            if access == "public" {
+                let (status, _) = call(None).await;
+                assert!(![401, 403, 405].contains(&status), "{what}: {status}");
+                checked += 1;
+                continue;
+            }
+            for (label, token) in [
+                ("no token", None),
+                ("expired", Some(expired.clone())),
+                ("revoked", Some(revoked.clone())),
+            ] {
+                let (status, v) = call(token).await;
+                assert_eq!(
+                    (status, code(&v)),
+                    (401, "unauthorized"),
+                    "{what} {label}: {v}"
+                );
+            }
+            if access == "token" {
+                checked += 1;
+                continue;
+            }
+            let perm = perm.expect("guarded routes name a permission");
+            let (status, v) = call(Some(other_app.clone())).await;
+            assert_eq!(
+                (status, code(&v)),
+                (403, "permission_denied"),
+                "{what} other app: {v}"
+            );
+
+            let global = access != "app";
+            let scoped = |permissions: Option<Vec<String>>| {
+                let mut body = if global {
+                    json!({ "name": "m", "scope": "global" })
+                } else {
+                    json!({ "name": "m", "scope": "app", "app": app })
+                };
+                if let Some(p) = permissions {
+                    body["permissions"] = json!(p);
+                }
+                body
+            };
+            let lacking_perms = if perm == "*" {
+                // Admin routes: any narrowed token lacks them.
+                RESOURCES.iter().map(|r| format!("{r}:*")).collect()
+            } else {
+                all_but(perm)
+            };
+            let key = (format!("{perm}-{app}"), global, false);
+            if !tokens.contains_key(&key) {
+                let (t, _) = mint(scoped(Some(lacking_perms))).await;
+                tokens.insert(key.clone(), t);
+            }
+            let (status, v) = call(tokens.get(&key).cloned()).await;
+            assert_eq!(
+                (status, code(&v)),
+                (403, "permission_denied"),
+                "{what} lacking: {v}"
+            );
+            if perm != "*" {
+                let msg = v["error"]["message"].as_str().unwrap_or_default();
+                assert!(msg.contains(perm), "{what}: 403 names {perm}: {msg}");
+            }
+
+            let right = (format!("{perm}-{app}"), global, true);
+            if !tokens.contains_key(&right) {
+                let only = (perm != "*").then(|| vec![perm.to_owned()]);
+                let (t, _) = mint(scoped(only)).await;
+                tokens.insert(right.clone(), t);
+            }
+            let (status, v) = call(tokens.get(&right).cloned()).await;
+            assert!(
+                ![401, 403, 405].contains(&status),
+                "{what} with only {perm}: {status} {v}"
+            );
+            // Served by a handler, not the router's fallback.
+            assert_ne!(code(&v), "route_not_found", "{what} is routed: {v}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "walked {checked} operations");
+    eprintln!("authorization matrix: {checked} operations");
+}
+
+#[tokio::test]
+async fn bad_bodies_and_paging_are_refused_with_the_field_named_and_nothing_stored() {
+    let gw = Gateway::start(&[]);
+    let (_, before) = gw.get_json("/api/v1/apps/live/ingress").await;
+    for (body, want, field) in [
+        (
+            json!({ "inputType": "rtmp", "room": "x", "roomm": 1 }),
+            "unknown_field",
+            Some("roomm"),
+        ),
+        (
+            json!({ "inputType": 5 }),
+            "invalid_field",
+            Some("inputType"),
+        ),
+        (json!([1, 2]), "invalid_body", None),
+        (json!("text"), "invalid_body", None),
+    ] {
+        let (status, v) = gw
+            .api(
+                Method::POST,
+                "/api/v1/apps/live/ingress",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!((status, code(&v)), (400, want), "{body}: {v}");
+        assert_eq!(v["error"]["field"].as_str(), field, "{v}");
+    }
+    // Not JSON, the wrong content type, and an oversized body.
+    let raw = |ct: &'static str, body: Vec<u8>| {
+        gw.http
+            .post(format!("{}/api/v1/apps/live/ingress", gw.base))
+            .bearer_auth(camgate_hardware_tests::ADMIN_TOKEN)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    let r = raw("application/json", b"{\"inputType\":".to_vec())
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(code(&v), "invalid_json");
+    let r = raw("text/plain", b"{}".to_vec()).await.expect("req");
+    assert_eq!(r.status(), 415);
+    let mut big = b"{\"room\":\"".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 200 * 1024));
+    big.extend(b"\"}");
+    let r = raw("application/json", big).await.expect("req");
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(code(&v), "payload_too_large");
+    for (q, want) in [
+        ("limit=0", "invalid_limit"),
+        ("limit=501", "invalid_limit"),
+        ("offset=-1", "invalid_offset"),
+        ("limit=abc", "invalid_limit"),
+    ] {
+        let (status, v) = gw.get_json(&format!("/api/v1/apps/live/ingress?{q}")).await;
+        assert_eq!((status, code(&v)), (400, want), "{q}: {v}");
+    }
+    let (_, after) = gw.get_json("/api/v1/apps/live/ingress").await;
+    assert_eq!(before["total"], after["total"], "nothing stored");
+}
+
+#[tokio::test]
+async fn app_config_is_patched_validated_and_loaded_from_files() {
+    // An app file, read at start.
+    let apps_dir = std::env::temp_dir().join(format!("camgate-apps-{}", std::process::id()));
+    std::fs::create_dir_all(&apps_dir).expect("dir");
+    std::fs::write(
+        apps_dir.join("lobby.toml"),
+        r#"
+name = "lobby"
+display_name = "Lobby cameras"
+max_concurrent_streams = 3
+[features]
+chat = true
+[webrtc]
+layers = [{ name = "high", height = 1080 }, { name = "low", height = 360 }]
+[ws_ingest]
+max_cameras = 2
+max_fps = 5
+"#,
+    )
+    .expect("write");
+    let dir = apps_dir.to_str().expect("utf-8").to_owned();
+    let gw = Gateway::start(&["--apps-dir", &dir]);
+    let (status, app) = gw.get_json("/api/v1/apps/lobby").await;
+    assert_eq!(status, 200, "{app}");
+    assert_eq!(app["data"]["displayName"], "Lobby cameras");
+    assert_eq!(app["data"]["features"]["chat"], true);
+    assert_eq!(app["data"]["maxConcurrentStreams"], 3);
+    let (_, layers) = gw.get_json("/api/v1/apps/lobby/transcoding/layers").await;
+    assert_eq!(layers["data"]["layers"][0]["height"], 1080, "{layers}");
+    let (_, cfg) = gw.get_json("/api/v1/apps/lobby/config").await;
+    assert_eq!(cfg["data"]["wsIngest"]["maxCameras"], 2, "{cfg}");
+    assert_eq!(cfg["data"]["wsIngest"]["maxFrameKb"], 256, "{cfg}");
+
+    // Defaults of an app without a file follow the reference.
+    let (_, cfg) = gw.get_json("/api/v1/apps/live/config").await;
+    let d = &cfg["data"];
+    assert_eq!(d["transcodingEnabled"], false, "{cfg}");
+    let heights: Vec<i64> = d["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(|l| l["height"].as_i64())
+        .collect();
+    assert_eq!(heights, [720, 480, 240]);
+    assert_eq!(d["wsIngest"]["maxFps"], 15);
+
+    // PATCH: partial; layers replace the ladder; bad values name the field
+    // and change nothing.
+    let (status, v) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/live/config",
+            Some(json!({ "layers": [{ "name": "only", "height": 480 }], "vodAdaptive": true })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["layers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["data"]["vodAdaptive"], true);
+    assert_eq!(v["data"]["adaptive"], true, "untouched keys kept");
+    for (body, want) in [
+        (
+            json!({ "layers": [{ "name": "x", "height": 5000 }] }),
+            "layers[0].height",
+        ),
+        (json!({ "layers": [] }), "layers"),
+        (json!({ "hwaccel": "quantum" }), "hwaccel"),
+        (
+            json!({ "vodRenditions": [{ "height": 720, "bitrateKbps": 1 }] }),
+            "vodRenditions[0].bitrateKbps",
+        ),
+        (json!({ "wsIngest": { "maxFps": 0 } }), "wsIngest.maxFps"),
+    ] {
+        let (status, v) = gw
+            .api(
+                Method::PATCH,
+                "/api/v1/apps/live/config",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!((status, code(&v)), (400, "invalid_config"), "{body}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.starts_with(want), "{body}: {msg}");
+    }
+    let (status, v) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/live/config",
+            Some(json!({ "wsIngest": { "maxFsp": 3 } })),
+        )
+        .await;
+    assert_eq!((status, code(&v)), (400, "unknown_field"), "{v}");
+    assert_eq!(v["error"]["field"], "wsIngest.maxFsp");
+    let (_, after) = gw.get_json("/api/v1/apps/live/transcoding/layers").await;
+    assert_eq!(after["data"]["layers"][0]["name"], "only", "{after}");
+
+    // Reload: an edited file applies; a broken one is refused, naming the
+    // key, and changes nothing.
+    std::fs::write(
+        apps_dir.join("lobby.toml"),
+        "name = \"lobby\"\n[ws_ingest]\nmax_cameras = 7\n",
+    )
+    .expect("write");
+    let (status, v) = gw
+        .api(Method::POST, "/api/v1/apps/lobby/reload", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["wsIngest"]["maxCameras"], 7);
+    std::fs::write(
+        apps_dir.join("lobby.toml"),
+        "name = \"lobby\"\n[ws_ingest]\nmax_camera = 9\n",
+    )
+    .expect("write");
+    let (status, v) = gw
+        .api(Method::POST, "/api/v1/apps/lobby/reload", None)
+        .await;
+    assert_eq!((status, code(&v)), (400, "invalid_config"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_camera"),
+        "{v}"
+    );
+    assert!(
+        !v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&dir),
+        "{v}"
+    );
+    let (_, cfg) = gw.get_json("/api/v1/apps/lobby/config").await;
+    assert_eq!(cfg["data"]["wsIngest"]["maxCameras"], 7);
+
+    // camgate refuses to start on a broken app file, naming file and key.
+    let data = std::env::temp_dir().join(format!("camgate-apps-data-{}", std::process::id()));
+    let out = std::process::Command::new(camgate_hardware_tests::bin("camgate"))
+        .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
+        .args(["--webrtc-udp", "127.0.0.1:0", "--webrtc-ip", "127.0.0.1"])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--apps-dir", &dir])
+        .env("CAMGATE_ADMIN_TOKEN", camgate_hardware_tests::ADMIN_TOKEN)
+        .output()
+        .expect("run camgate");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lobby.toml") && err.contains("max_camera"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&apps_dir);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn chat_and_reactions_are_sent_stored_and_called_back() {
+    use hmac::{Hmac, Mac};
+    let gw = Gateway::start(&[]);
+    let (url, got) = receiver(vec![]).await;
+    let minted = gw.mint("talk").await;
+    let mut cam = camgate_hardware_tests::spawn_camsim(&minted, "5", "60");
+    let stream_id = format!("{}/{}", minted.room, minted.identity);
+    let path = format!(
+        "/api/v1/apps/live/streams/{}",
+        stream_id.replace('/', "%2F")
+    );
+    let mut live = false;
+    for _ in 0..100 {
+        let (status, v) = gw.get_json(&path).await;
+        if status == 200 && v["data"]["status"] == "active" {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(live, "camera stream is listed");
+
+    // Flags off (the default): the server-side send 404s, as the reference does.
+    let send = |body: Value| {
+        let (gw, path) = (&gw, format!("{path}/data"));
+        async move { gw.api(Method::POST, &path, Some(body)).await }
+    };
+    let (status, v) = send(json!({ "message": "hi" })).await;
+    assert_eq!((status, code(&v)), (404, "feature_disabled"), "{v}");
+
+    let (status, v) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/live",
+            Some(json!({
+                "features": { "chat": true, "reactions": true },
+                "callbackUrl": url,
+                "callbackSecret": "chat-secret",
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = send(json!({ "topic": "chat", "from": "mod", "message": "Welcome!" })).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["streamId"], stream_id.as_str());
+    let (status, v) = send(json!({ "topic": "reaction", "reaction": "👍" })).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["from"], "server");
+    for (body, want) in [
+        (json!({ "topic": "chat" }), "invalid_message"),
+        (json!({ "topic": "poll", "message": "x" }), "invalid_topic"),
+        (json!({ "message": "x".repeat(2001) }), "invalid_message"),
+    ] {
+        let (status, v) = send(body.clone()).await;
+        assert_eq!((status, code(&v)), (400, want), "{body}: {v}");
+    }
+
+    // Stored with the stream, oldest first, readable after it ends.
+    let _ = cam.kill();
+    let _ = cam.wait();
+    let (status, v) = gw.get_json(&format!("{path}/chat")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["total"], 2, "{v}");
+    assert_eq!(v["data"][0]["message"], "Welcome!");
+    assert_eq!(v["data"][0]["from"], "mod");
+    assert_eq!(v["data"][1]["reaction"], "👍");
+    let first = v["data"][0]["id"].as_i64().expect("id");
+    let (_, v) = gw.get_json(&format!("{path}/chat?after={first}")).await;
+    assert_eq!(v["total"], 1, "{v}");
+
+    // Callbacks: chat_message and reaction, signed.
+    for _ in 0..100 {
+        if got.lock().expect("lock").len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = got.lock().expect("lock");
+    let mut events: Vec<(String, Value)> = Vec::new();
+    for r in got.iter() {
+        let sig = r.header("X-StreamHub-Signature").expect("signature");
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"chat-secret").expect("key");
+        mac.update(&r.body);
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(sig, format!("sha256={hex}"));
+        let v: Value = serde_json::from_slice(&r.body).expect("json");
+        events.push((
+            v["event"].as_str().unwrap_or_default().to_owned(),
+            v["data"].clone(),
+        ));
+    }
+    let chat = events
+        .iter()
+        .find(|(e, _)| e == "chat_message")
+        .expect("chat_message callback");
+    assert_eq!(chat.1["message"], "Welcome!");
+    assert_eq!(chat.1["streamId"], stream_id.as_str());
+    assert_eq!(chat.1["topic"], "chat");
+    let reaction = events
+        .iter()
+        .find(|(e, _)| e == "reaction")
+        .expect("reaction callback");
+    assert_eq!(reaction.1["reaction"], "👍");
+}

@@ -616,3 +616,62 @@ async fn a_second_key_for_a_live_room_is_refused_4403() {
     let mut b = connect(&ws_url(&gw, "shared"), &second.stream_key).await;
     ready(&mut b).await;
 }
+
+#[tokio::test]
+async fn an_app_s_ws_ingest_limits_narrow_the_server_s() {
+    let gw = Gateway::start(&[]);
+    let a = gw.mint("lim-a").await;
+    let b = gw.mint("lim-b").await;
+    let (status, v) = gw
+        .api(
+            reqwest::Method::PATCH,
+            "/api/v1/apps/live/config",
+            Some(serde_json::json!({
+                "wsIngest": { "maxCameras": 1, "maxFps": 5, "maxFrameKb": 16 }
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    // The camera is told the app's narrower limits, and they hold.
+    let mut cam_a = connect(&ws_url(&gw, "lim-a"), &a.stream_key).await;
+    match ready(&mut cam_a).await {
+        ServerMessage::Ready {
+            max_fps,
+            max_frame_bytes,
+            ..
+        } => assert_eq!((max_fps, max_frame_bytes), (5, 16 * 1024)),
+        other => panic!("{other:?}"),
+    }
+    // A second camera is over the app's camera cap.
+    let mut cam_b = connect(&ws_url(&gw, "lim-b"), &b.stream_key).await;
+    let (code, reason, _) = read_until_close(&mut cam_b).await;
+    assert_eq!((code, reason.as_str()), (4403, "camera_limit"));
+    // The same camera reconnecting is not a second camera: it takes over.
+    let mut cam_a2 = connect(&ws_url(&gw, "lim-a"), &a.stream_key).await;
+    ready(&mut cam_a2).await;
+    let (code, _, _) = read_until_close(&mut cam_a).await;
+    assert_eq!(code, 4409);
+    // A frame above the app's 16 KiB closes with 4413.
+    let mut big = test_jpeg(1);
+    big.resize(20 * 1024, 0);
+    cam_a2
+        .send(Message::Binary(big.into()))
+        .await
+        .expect("send");
+    let (code, _, _) = read_until_close(&mut cam_a2).await;
+    assert_eq!(code, 4413);
+
+    // Ingest switched off for the app: refused at the handshake.
+    let (status, _) = gw
+        .api(
+            reqwest::Method::PATCH,
+            "/api/v1/apps/live/config",
+            Some(serde_json::json!({ "wsIngest": { "enabled": false } })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut cam_b = connect(&ws_url(&gw, "lim-b"), &b.stream_key).await;
+    let (code, reason, _) = read_until_close(&mut cam_b).await;
+    assert_eq!((code, reason.as_str()), (4403, "ws_ingest_disabled"));
+}

@@ -172,7 +172,7 @@ async fn revoke_ws_key(
     let app = app_for(&state, &who, &app, "ingress:delete").await?;
     if !state.db.revoke_ws_key(app.id, &id).await? {
         return Err(ApiError::not_found(
-            "not_found",
+            "key_not_found",
             format!("no camera key {id}"),
         ));
     }
