@@ -21,6 +21,7 @@ pub mod guard;
 pub mod hls;
 pub mod hub;
 pub mod ingest;
+pub mod metrics;
 pub mod playback;
 pub mod server;
 pub mod store;

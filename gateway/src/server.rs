@@ -155,6 +155,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/play/{app}/{room}", get(player::page))
         .route("/embed/{app}/{room}", get(player::page))
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
+        .layer(axum::middleware::from_fn(crate::metrics::http_latency))
         .with_state(state)
 }
 

@@ -728,9 +728,44 @@ async fn stats_and_metrics_count_what_is_live() {
         "camgate_viewers 1",
         "# TYPE camgate_webhook_deliveries_total counter",
         "camgate_pulled_cameras{status=\"retrying\"} 0",
+        "camgate_viewer_connections{output=\"mjpeg\"} 1",
+        "camgate_frames_in_total{source=\"rtmp\"} 0",
+        "# TYPE camgate_http_request_duration_seconds histogram",
+        "# TYPE camgate_transcode_seconds_total counter",
+        "camgate_frames_dropped_total{reason=\"not_jpeg\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     }
+    // Counters that move with the camera and its viewer.
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        value("camgate_frames_in_total{source=\"ws-mjpeg\"}") > 0.0,
+        "{text}"
+    );
+    assert!(
+        value("camgate_bytes_in_total{source=\"ws-mjpeg\"}") > 1000.0,
+        "{text}"
+    );
+    assert!(
+        value("camgate_frames_out_total{output=\"mjpeg\"}") > 0.0,
+        "{text}"
+    );
+    // Latency is recorded under the route template, never the raw path.
+    assert!(
+        value(
+            "camgate_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/apps/{app}/stats\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        !text.contains("route=\"/api/v1/apps/live/stats\""),
+        "{text}"
+    );
     let _ = camsim.kill();
     let _ = camsim.wait();
 }

@@ -417,6 +417,7 @@ pub async fn metrics(
             ),
         ],
     );
+    crate::metrics::METRICS.render(&mut out);
     let mut resp = out.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -758,6 +758,7 @@ impl Connection {
                 annex_b,
                 ..
             } => {
+                crate::metrics::METRICS.frame_in(crate::metrics::Source::Rtmp, annex_b.len());
                 p.source
                     .video(i64::from(timestamp_ms), composition_ms, &annex_b)
                     .await;

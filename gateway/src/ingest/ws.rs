@@ -6,6 +6,7 @@
 //! one with 4409), publish to the hub, keep the connection alive with pings,
 //! and tell the camera to slow down while nobody watches.
 
+use crate::metrics::{DropReason, METRICS, Source};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -474,6 +475,7 @@ async fn run_inner(state: SharedState, mut socket: WebSocket, acc: Accepted) {
                     let now = Instant::now();
                     if data.len() > max_frame {
                         stats.too_large.fetch_add(1, Ordering::Relaxed);
+                        METRICS.dropped(DropReason::TooLarge);
                         let msg = ServerMessage::Error {
                             code: "frame_too_large".into(),
                             message: format!("frame of {} bytes exceeds maxFrameBytes {max_frame}", data.len()),
@@ -485,6 +487,7 @@ async fn run_inner(state: SharedState, mut socket: WebSocket, acc: Accepted) {
                     match jpeg::check(&data, cfg.trailing_padding) {
                         Err(e) => {
                             stats.not_jpeg.fetch_add(1, Ordering::Relaxed);
+                            METRICS.dropped(DropReason::NotJpeg);
                             bad_in_a_row += 1;
                             if !warned_bad {
                                 warned_bad = true;
@@ -509,9 +512,11 @@ async fn run_inner(state: SharedState, mut socket: WebSocket, acc: Accepted) {
                                 last_frame = now;
                                 stats.frames.fetch_add(1, Ordering::Relaxed);
                                 stats.bytes.fetch_add(info.len as u64, Ordering::Relaxed);
+                                METRICS.frame_in(Source::WsMjpeg, info.len);
                                 publisher.room().publish(&data[..info.len], now.into_std());
                             } else {
                                 stats.fps.fetch_add(1, Ordering::Relaxed);
+                                METRICS.dropped(DropReason::FpsCap);
                                 if !warned_fps {
                                     warned_fps = true;
                                     debug!(max_fps = cfg.max_fps, "camera above the fps cap; dropping excess frames");

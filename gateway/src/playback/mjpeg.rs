@@ -6,6 +6,7 @@
 //! cannot keep up is not queued for: when its socket drains it gets the newest
 //! frame (see the hub), so it never slows the camera or anyone else.
 
+use crate::metrics::{METRICS, Output};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -92,6 +93,7 @@ pub async fn mjpeg(
     }
     let viewer = Viewer {
         _guard: guard,
+        _conn: METRICS.viewer(Output::Mjpeg),
         _demand: demand,
         rx,
         shutdown: state.shutdown.clone(),
@@ -103,7 +105,9 @@ pub async fn mjpeg(
             return Some((Ok::<Bytes, std::io::Error>(Bytes::from_static(PREAMBLE)), v));
         }
         let frame = v.next().await?;
-        Some((Ok(frame.part.bytes().clone()), v))
+        let part = frame.part.bytes().clone();
+        METRICS.frame_out(Output::Mjpeg, part.len());
+        Some((Ok(part), v))
     });
     let mut resp = Body::from_stream(stream).into_response();
     resp.headers_mut()
@@ -133,6 +137,7 @@ fn h264_demand(state: &SharedState, key: &RoomKey) -> (Option<MjpegDemand>, bool
 
 struct Viewer {
     _guard: ViewerGuard,
+    _conn: crate::metrics::ViewerConn,
     _demand: Option<MjpegDemand>,
     rx: watch::Receiver<Option<Frame>>,
     shutdown: watch::Receiver<bool>,
@@ -163,7 +168,9 @@ pub async fn frame(
     Query(q): Query<PlayQuery>,
 ) -> Result<Response, ApiError> {
     let key = room_key(&state, &app, &room, q.token.as_deref()).await?;
-    let body = Body::from(current_jpeg(&state, &key).await?);
+    let jpeg = current_jpeg(&state, &key).await?;
+    METRICS.frame_out(Output::Snapshot, jpeg.len());
+    let body = Body::from(jpeg);
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
@@ -302,7 +309,7 @@ pub async fn viewer_ws(
         if fresh {
             rx.mark_changed();
         }
-        let mut v = Viewer { _guard: guard, _demand: demand, rx, shutdown: state.shutdown.clone(), started: true };
+        let mut v = Viewer { _guard: guard, _conn: METRICS.viewer(Output::ViewerWs), _demand: demand, rx, shutdown: state.shutdown.clone(), started: true };
         loop {
             tokio::select! {
                 frame = v.next() => {
@@ -310,7 +317,9 @@ pub async fn viewer_ws(
                         let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
                         break;
                     };
-                    if socket.send(Message::Binary(frame.part.jpeg())).await.is_err() {
+                    let jpeg = frame.part.jpeg();
+                    METRICS.frame_out(Output::ViewerWs, jpeg.len());
+                    if socket.send(Message::Binary(jpeg)).await.is_err() {
                         break;
                     }
                 }

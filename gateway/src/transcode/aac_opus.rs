@@ -94,6 +94,13 @@ impl AacToOpus {
     /// Converts one raw AAC frame taken at `dts_ms`; returns the Opus RTP
     /// payloads completed by it (usually zero to two).
     pub fn push(&mut self, dts_ms: i64, aac: &[u8]) -> Vec<SourcePacket> {
+        let t0 = std::time::Instant::now();
+        let out = self.push_inner(dts_ms, aac);
+        crate::metrics::METRICS.transcoded(crate::metrics::Transcoder::AacToOpus, t0.elapsed());
+        out
+    }
+
+    fn push_inner(&mut self, dts_ms: i64, aac: &[u8]) -> Vec<SourcePacket> {
         // A gap or a jump: restart the timeline at this frame.
         if self.expected_ms.is_none_or(|e| (e - dts_ms).abs() > 100) {
             self.pcm.clear();

@@ -181,7 +181,10 @@ async fn run(state: &Arc<AppState>, key: &RoomKey, media: &Arc<RoomMedia>) -> u6
             }
             continue;
         }
-        match decode_to_jpeg(&mut decoder, &au, settings) {
+        let t0 = Instant::now();
+        let jpeg = decode_to_jpeg(&mut decoder, &au, settings);
+        crate::metrics::METRICS.transcoded(crate::metrics::Transcoder::H264ToJpeg, t0.elapsed());
+        match jpeg {
             Some(jpeg) => {
                 if let Some(room) = state.hub.get(key) {
                     room.publish(&jpeg, Instant::now());

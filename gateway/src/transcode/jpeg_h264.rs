@@ -248,6 +248,7 @@ impl JpegToH264 {
             decode_us: (t1 - t0).as_micros() as u64,
             encode_us: t1.elapsed().as_micros() as u64,
         };
+        crate::metrics::METRICS.transcoded(crate::metrics::Transcoder::JpegToH264, t0.elapsed());
         Ok(access_unit)
     }
 

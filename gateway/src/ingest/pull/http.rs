@@ -168,6 +168,7 @@ impl Publisher<'_> {
                     }
                     self.a.live.publishing();
                 }
+                crate::metrics::METRICS.frame_in(crate::metrics::Source::HttpMjpeg, info.len);
                 self.seat.room().publish(&data[..info.len], Instant::now());
             }
             Err(e) => {

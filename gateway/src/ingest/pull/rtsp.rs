@@ -247,6 +247,8 @@ async fn pump(
                         if !configured {
                             continue;
                         }
+                        crate::metrics::METRICS
+                            .frame_in(crate::metrics::Source::Rtsp, f.data().len());
                         src.video(ms, 0, f.data()).await;
                     }
                     Sink::Jpeg(seat) => {
@@ -254,6 +256,8 @@ async fn pump(
                             a.live.set_size(header.width as u32, header.height as u32);
                             configured = true;
                         }
+                        crate::metrics::METRICS
+                            .frame_in(crate::metrics::Source::Rtsp, f.data().len());
                         seat.room().publish(f.data(), Instant::now());
                     }
                 }
