@@ -409,6 +409,7 @@ mod tests {
     fn err(body: &str) -> (&'static str, Option<String>) {
         match parse_body::<Body>(body.as_bytes()) {
             Err(ApiError::InvalidBody { code, field, .. }) => (code, field),
+            Err(ApiError::BadRequest { code, .. }) => (code, None),
             other => panic!("{other:?}"),
         }
     }
@@ -434,6 +435,7 @@ mod tests {
             ("missing_field", Some("inner.maxFps".into()))
         );
         assert_eq!(err("[]"), ("invalid_body", None));
+        assert_eq!(err("  "), ("invalid_json", None));
         assert!(parse_body::<Body>(b"{\"name\":\"a\"}").is_ok());
     }
 }
