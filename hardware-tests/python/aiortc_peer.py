@@ -3,10 +3,14 @@
 Usage:
   aiortc_peer.py publish <whip-url> <token> <seconds>
   aiortc_peer.py play <whep-url> <token|-> <seconds>
+  aiortc_peer.py chat <whep-url> <token|-> <seconds>
 
 publish sends a moving 640x480 test picture and a 440 Hz tone over WHIP;
 play receives over WHEP and counts decoded video and audio frames.
-Both print one JSON line and DELETE their session at the end.
+chat plays over WHEP with a data channel, sends one chat message on it
+once connected (claiming another sender, which camgate must ignore) and
+collects every message the room sends it.
+All print one JSON line and DELETE their session at the end.
 """
 
 import array
@@ -194,9 +198,55 @@ async def play(url, token, seconds):
     return 0
 
 
+async def chat(url, token, seconds):
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    channel = pc.createDataChannel("chat")
+    received = []
+    opened = asyncio.Event()
+
+    @channel.on("open")
+    def on_open():
+        opened.set()
+
+    @channel.on("message")
+    def on_message(message):
+        if isinstance(message, str):
+            received.append(json.loads(message))
+
+    await pc.setLocalDescription(await pc.createOffer())
+    status, location, body = post(url, token, pc.localDescription.sdp)
+    if status != 201:
+        print(json.dumps({"status": status, "body": body}))
+        await pc.close()
+        return 1
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    state = await wait_connected(pc)
+    try:
+        await asyncio.wait_for(opened.wait(), 10)
+        channel.send(json.dumps({"topic": "chat", "message": "hello from aiortc", "from": "spoofed"}))
+    except asyncio.TimeoutError:
+        pass
+    await asyncio.sleep(seconds)
+    deleted = delete(urljoin(url, location))
+    await pc.close()
+    print(
+        json.dumps(
+            {
+                "status": status,
+                "state": state,
+                "channelOpen": opened.is_set(),
+                "received": received,
+                "deleteStatus": deleted,
+            }
+        )
+    )
+    return 0
+
+
 def main():
     mode, url, token, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    run = publish if mode == "publish" else play
+    run = {"publish": publish, "play": play, "chat": chat}[mode]
     sys.exit(asyncio.run(run(url, token, seconds)))
 
 

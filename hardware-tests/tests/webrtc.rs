@@ -528,3 +528,77 @@ async fn an_mjpeg_camera_plays_over_hls_through_the_transcoder() {
     let log = gw.log();
     assert!(log.contains("transcoder started"), "{log}");
 }
+
+#[tokio::test]
+async fn chat_rides_the_data_channel_both_ways_and_is_stored_under_the_sender() {
+    use camgate_hardware_tests::{aiortc_peer, aiortc_python, aiortc_result};
+    if aiortc_python().is_none() {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let (status, _) = gw
+        .api(
+            reqwest::Method::PATCH,
+            "/api/v1/apps/live",
+            Some(serde_json::json!({ "features": { "chat": true } })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let minted = gw.mint("chatroom").await;
+    let mut cam = camgate_hardware_tests::spawn_camsim(&minted, "10", "60");
+    let _viewer = gw.wait_live(&minted.mjpeg_url).await;
+    let (status, data) = gw
+        .join_token(serde_json::json!({
+            "room": "chatroom", "identity": "viewer-7", "canPublish": false, "ttl": "10m"
+        }))
+        .await;
+    assert_eq!(status, 201, "{data}");
+    let token = data["token"].as_str().expect("token").to_owned();
+    let peer = aiortc_peer(
+        "chat",
+        &format!("{}/whep/{}", gw.base, minted.room),
+        &token,
+        5,
+    );
+    // Wait for the participant's own message to be stored, then send one
+    // from the server side: it must reach the participant's channel.
+    let stream_id = format!("{}/{}", minted.room, minted.identity).replace('/', "%2F");
+    let chat_path = format!("/api/v1/apps/live/streams/{stream_id}/chat");
+    let mut stored = serde_json::Value::Null;
+    for _ in 0..150 {
+        let (_, v) = gw.get_json(&chat_path).await;
+        if v["total"].as_i64().unwrap_or(0) >= 1 {
+            stored = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stored["data"][0]["message"], "hello from aiortc",
+        "{stored}"
+    );
+    // Stored under the authenticated identity, not the claimed sender.
+    assert_eq!(stored["data"][0]["from"], "viewer-7", "{stored}");
+    assert_eq!(stored["data"][0]["source"], "webrtc", "{stored}");
+    let (status, v) = gw
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v1/apps/live/streams/{stream_id}/data"),
+            Some(serde_json::json!({ "from": "moderator", "message": "welcome, viewer-7" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let v = aiortc_result(peer).await;
+    eprintln!("aiortc chat: {v}");
+    assert_eq!(v["state"], "connected", "{v}");
+    assert_eq!(v["channelOpen"], true, "{v}");
+    let got = v["received"].as_array().cloned().unwrap_or_default();
+    assert!(
+        got.iter().any(|m| m["from"] == "moderator"
+            && m["message"] == "welcome, viewer-7"
+            && m["topic"] == "chat"),
+        "server message reached the data channel: {v}"
+    );
+    let _ = cam.kill();
+    let _ = cam.wait();
+}
