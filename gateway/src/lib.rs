@@ -23,6 +23,7 @@ pub mod hub;
 pub mod ingest;
 pub mod metrics;
 pub mod playback;
+pub mod record;
 pub mod server;
 pub mod store;
 pub mod transcode;

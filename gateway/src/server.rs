@@ -62,6 +62,8 @@ pub struct AppState {
     pub hls: Arc<crate::hls::Hls>,
     /// The bound RTMP address.
     pub rtmp_addr: SocketAddr,
+    /// Recordings running.
+    pub recorders: crate::record::Recorders,
 }
 
 /// How handlers hold the state.
@@ -274,7 +276,12 @@ impl Server {
             stats_cache: Default::default(),
             hls: Default::default(),
             rtmp_addr,
+            recorders: Default::default(),
         });
+        let recovered = crate::record::recover(&state).await?;
+        if recovered > 0 {
+            tracing::info!(recovered, "recordings of a previous run finalized");
+        }
         tokio::spawn(Media::run_events(Arc::downgrade(&state), sfu_events));
         Ok(Server {
             state,
@@ -326,7 +333,10 @@ impl Server {
         // Upgraded WebSockets are not tracked by the HTTP server: give them
         // a moment to send their close frames and record stream ends.
         let deadline = Instant::now() + Duration::from_secs(3);
-        while state.cameras.count() > 0 && Instant::now() < deadline {
+        // Recordings finalize their files and rows the same way.
+        while (state.cameras.count() > 0 || state.recorders.count() > 0)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         state.db.close().await;

@@ -93,16 +93,37 @@ impl Gateway {
         Gateway::start_with(bin("camgate"), extra, &[])
     }
 
+    /// Starts camgate on an existing data dir (a restart after
+    /// [`Gateway::kill_keeping_data`]).
+    pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Gateway {
+        Gateway::start_at(bin("camgate"), Some(data_dir), extra, &[])
+    }
+
     /// Starts a given camgate binary with extra flags and taskset-style prefix.
     pub fn start_with(binary: PathBuf, extra: &[&str], prefix: &[&str]) -> Gateway {
-        let data_dir = std::env::temp_dir().join(format!(
-            "camgate-test-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
+        Gateway::start_at(binary, None, extra, prefix)
+    }
+
+    fn start_at(
+        binary: PathBuf,
+        data_dir: Option<PathBuf>,
+        extra: &[&str],
+        prefix: &[&str],
+    ) -> Gateway {
+        let data_dir = data_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "camgate-test-{}-{}",
+                std::process::id(),
+                rand_suffix()
+            ))
+        });
         std::fs::create_dir_all(&data_dir).expect("temp dir");
         let stderr_log = data_dir.join("camgate.log");
-        let log = std::fs::File::create(&stderr_log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_log)
+            .expect("log file");
         let mut cmd = if let Some((first, rest)) = prefix.split_first() {
             let mut c = Command::new(first);
             c.args(rest).arg(&binary);
@@ -239,6 +260,16 @@ impl Gateway {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// SIGKILLs camgate (no chance to clean up) and hands back its data
+    /// dir, which is then not removed.
+    pub fn kill_keeping_data(mut self) -> PathBuf {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        std::mem::take(&mut self.data_dir)
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
@@ -266,7 +297,9 @@ impl Drop for Gateway {
         if std::thread::panicking() {
             eprintln!("--- camgate log ---\n{}", self.log());
         }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !self.data_dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
@@ -586,6 +619,20 @@ pub fn clock_ticks_per_sec() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// The duration ffprobe reads from a URL's container, in seconds (0 when
+/// it reads none).
+pub fn ffprobe_duration(url: &str) -> f64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration"])
+        .args(["-of", "default=nw=1:nk=1", url])
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0)
 }
 
 /// ffprobe's view of a URL: `codec_name,width,height,sample_rate` of each

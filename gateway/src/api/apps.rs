@@ -142,15 +142,16 @@ async fn sizes(
 ) -> Result<Response, ApiError> {
     let app = app_for(&state, &who, &app, "app:read").await?;
     let (snapshots, snapshot_bytes) = state.db.snapshot_usage(app.id).await?;
+    let (vods, vod_bytes) = state.db.vod_usage(app.id).await?;
     let db_bytes = std::fs::metadata(state.config.data_dir.join("camgate.db"))
         .map(|m| m.len())
         .unwrap_or(0);
     Ok(ok(json!({
         "app": app.name,
         "dbBytes": db_bytes,
-        "vods": { "count": 0, "bytes": 0 },
+        "vods": { "count": vods, "bytes": vod_bytes },
         "snapshots": { "count": snapshots, "bytes": snapshot_bytes },
-        "totalBytes": snapshot_bytes,
+        "totalBytes": snapshot_bytes + vod_bytes,
     })))
 }
 
@@ -392,6 +393,19 @@ async fn remove(
     let delete_vods = q
         .delete_vods
         .is_some_and(|v| v.is_empty() || v == "true" || v == "1");
+    // The rows went with the app; the files stay unless asked (an operator
+    // may want the footage of a tenant that is gone).
+    if delete_vods {
+        let dir = state
+            .config
+            .data_dir
+            .join(crate::record::app_dir(&app.name));
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(app = %app.name, error = %e, "could not delete the app's recordings");
+        }
+    }
     tracing::info!(app = %app.name, dropped, delete_vods, "app deleted");
     Ok(ok(json!({ "deleted": true, "name": app.name })))
 }

@@ -12,6 +12,7 @@ pub mod snapshots;
 pub mod stats;
 pub mod streams;
 pub mod tokens;
+pub mod vods;
 pub mod whip;
 
 use axum::Json;

@@ -54,6 +54,7 @@ pub fn routes() -> Routes {
         .merge(super::streams::routes())
         .merge(super::chat::routes())
         .merge(super::config::routes())
+        .merge(super::vods::routes())
         .merge(super::stats::routes())
         .merge(super::tokens::routes())
         .merge(super::ingress::routes())

@@ -193,6 +193,45 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// A signature for a URL (`message` names the resource and its expiry):
+    /// `<kid>.<hex HMAC-SHA256>` with the newest key, a domain prefix
+    /// keeping it apart from join tokens.
+    pub fn sign_url(&self, message: &str) -> String {
+        let keys = self.read();
+        let Some(key) = keys.last() else {
+            return String::new();
+        };
+        format!("{}.{}", key.kid, url_mac(&key.secret, message))
+    }
+
+    /// Checks a URL signature made by [`Keyring::sign_url`] with any kept
+    /// key, in constant time.
+    pub fn verify_url(&self, message: &str, signature: &str) -> bool {
+        let Some((kid, mac)) = signature.split_once('.') else {
+            return false;
+        };
+        let keys = self.read();
+        keys.iter()
+            .find(|k| k.kid == kid)
+            .is_some_and(|k| super::ct_eq(&url_mac(&k.secret, message), mac))
+    }
+}
+
+fn url_mac(secret: &str, message: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&decode_secret(secret)) else {
+        return String::new();
+    };
+    mac.update(b"camgate-url\0");
+    mac.update(message.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn decode_secret(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(s)

@@ -46,6 +46,21 @@ pub struct Part {
     pub independent: bool,
 }
 
+/// A part as [`Packager::parts_after`] hands it out.
+#[derive(Debug, Clone)]
+pub struct PartRef {
+    /// `(msn, index)`.
+    pub at: (u64, usize),
+    /// The init segment version it needs.
+    pub init_version: u32,
+    /// `moof` + `mdat`.
+    pub bytes: Bytes,
+    /// Seconds.
+    pub duration: f64,
+    /// Starts with a keyframe.
+    pub independent: bool,
+}
+
 /// A segment: its parts in order.
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -414,6 +429,36 @@ impl Packager {
             .parts
             .get(index)
             .map(|p| p.bytes.clone())
+    }
+
+    /// Every part after `after` (`(msn, index)`; `None` = all kept), in
+    /// order, with what a recorder needs to append it to a file.
+    pub fn parts_after(&self, after: Option<(u64, usize)>) -> Vec<PartRef> {
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            for (i, p) in seg.parts.iter().enumerate() {
+                if after.is_none_or(|a| (seg.msn, i) > a) {
+                    out.push(PartRef {
+                        at: (seg.msn, i),
+                        init_version: seg.init_version,
+                        bytes: p.bytes.clone(),
+                        duration: p.duration,
+                        independent: p.independent,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The picture size of the current video configuration.
+    pub fn dimensions(&self) -> Option<(u16, u16)> {
+        self.video.as_ref().map(|v| (v.width, v.height))
+    }
+
+    /// Whether the current configuration carries AAC audio.
+    pub fn has_audio(&self) -> bool {
+        self.audio.is_some()
     }
 
     /// The init segment of a version, when it is the current one.

@@ -204,6 +204,62 @@ pub struct StreamRow {
     pub last_stats_json: Option<String>,
 }
 
+/// A recording / VOD row.
+#[derive(Clone, Debug)]
+pub struct VodRow {
+    /// Row id (the `vodId`).
+    pub id: i64,
+    /// App.
+    pub app_id: i64,
+    /// Namespaced room.
+    pub room: String,
+    /// `<room>/<identity>`.
+    pub stream_id: String,
+    /// `EG_…`: the recording's handle.
+    pub egress_id: String,
+    /// `recording`, `uploading`, `ready`, `failed`.
+    pub status: String,
+    /// The MP4, relative to the data dir.
+    pub file: String,
+    /// Its thumbnail, relative to the data dir.
+    pub snapshot_file: Option<String>,
+    /// File size.
+    pub size_bytes: i64,
+    /// Seconds of media.
+    pub duration_s: f64,
+    /// Picture width.
+    pub width: Option<i64>,
+    /// Picture height.
+    pub height: Option<i64>,
+    /// `mp4`.
+    pub format: String,
+    /// AAC audio recorded.
+    pub has_audio: bool,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Start (RFC 3339).
+    pub started_at: String,
+    /// End (RFC 3339).
+    pub ended_at: Option<String>,
+}
+
+/// Filters and order of a VOD listing.
+#[derive(Clone, Debug, Default)]
+pub struct VodFilter {
+    /// Room.
+    pub room: Option<String>,
+    /// Status.
+    pub status: Option<String>,
+    /// Started at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Started at or before (RFC 3339).
+    pub until: Option<String>,
+    /// `started_at`, `size_bytes` or `id`.
+    pub order: &'static str,
+    /// `ASC` or `DESC`.
+    pub desc: bool,
+}
+
 /// One event log entry.
 #[derive(Clone, Debug)]
 pub struct LogEntry {
@@ -1214,6 +1270,131 @@ impl Db {
         Ok(())
     }
 
+    /// Inserts a VOD row at the start of a recording; answers its id.
+    pub async fn insert_vod(&self, v: &VodRow) -> Result<i64, DbError> {
+        let r = sqlx::query(
+            "INSERT INTO vods (app_id, room, stream_id, egress_id, status, file, started_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v.app_id)
+        .bind(&v.room)
+        .bind(&v.stream_id)
+        .bind(&v.egress_id)
+        .bind(&v.status)
+        .bind(&v.file)
+        .bind(&v.started_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// Writes a VOD's state and metadata.
+    pub async fn update_vod(&self, v: &VodRow) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE vods SET status = ?, snapshot_file = ?, size_bytes = ?, duration_s = ?,
+             width = ?, height = ?, has_audio = ?, error = ?, ended_at = ? WHERE id = ?",
+        )
+        .bind(&v.status)
+        .bind(&v.snapshot_file)
+        .bind(v.size_bytes)
+        .bind(v.duration_s)
+        .bind(v.width)
+        .bind(v.height)
+        .bind(v.has_audio)
+        .bind(&v.error)
+        .bind(&v.ended_at)
+        .bind(v.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One VOD of an app.
+    pub async fn vod(&self, app_id: i64, id: i64) -> Result<Option<VodRow>, DbError> {
+        let row = sqlx::query("SELECT * FROM vods WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(vod_from_row))
+    }
+
+    /// A page of an app's VODs (`limit` `None` = all) and the total.
+    pub async fn list_vods(
+        &self,
+        app_id: i64,
+        f: &VodFilter,
+        limit: Option<i64>,
+        offset: i64,
+    ) -> Result<(Vec<VodRow>, i64), DbError> {
+        const WHERE: &str = "app_id = ? AND (? IS NULL OR room = ?) AND (? IS NULL OR status = ?)
+             AND (? IS NULL OR started_at >= ?) AND (? IS NULL OR started_at <= ?)";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM vods WHERE {WHERE}"
+        )))
+        .bind(app_id)
+        .bind(&f.room)
+        .bind(&f.room)
+        .bind(&f.status)
+        .bind(&f.status)
+        .bind(&f.since)
+        .bind(&f.since)
+        .bind(&f.until)
+        .bind(&f.until)
+        .fetch_one(&self.pool)
+        .await?;
+        // `order` is one of three fixed column names, never user text.
+        let dir = if f.desc { "DESC" } else { "ASC" };
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT * FROM vods WHERE {WHERE} ORDER BY {order} {dir}, id {dir} LIMIT ? OFFSET ?",
+            order = f.order
+        )))
+        .bind(app_id)
+        .bind(&f.room)
+        .bind(&f.room)
+        .bind(&f.status)
+        .bind(&f.status)
+        .bind(&f.since)
+        .bind(&f.since)
+        .bind(&f.until)
+        .bind(&f.until)
+        .bind(limit.unwrap_or(-1))
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows.into_iter().map(vod_from_row).collect(), total))
+    }
+
+    /// Deletes a VOD row.
+    pub async fn delete_vod(&self, app_id: i64, id: i64) -> Result<bool, DbError> {
+        let r = sqlx::query("DELETE FROM vods WHERE app_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// How many VODs and bytes an app holds.
+    pub async fn vod_usage(&self, app_id: i64) -> Result<(i64, i64), DbError> {
+        let (count, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM vods WHERE app_id = ?",
+        )
+        .bind(app_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((count, bytes))
+    }
+
+    /// Recordings a previous run left open: the caller finalizes them from
+    /// their files.
+    pub async fn unfinished_vods(&self) -> Result<Vec<VodRow>, DbError> {
+        let rows = sqlx::query("SELECT * FROM vods WHERE status IN ('recording', 'uploading')")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(vod_from_row).collect())
+    }
+
     /// At start-up: streams still marked active belonged to a previous run.
     pub async fn end_stale_streams(&self) -> Result<u64, DbError> {
         let r = sqlx::query(
@@ -1227,6 +1408,28 @@ impl Db {
 }
 
 const INGRESS_COLUMNS: &str = "id, app_id, input_type, room, participant_identity, participant_name, url, enable_transcoding, key_last4, password_hash, options_json, created_at";
+
+fn vod_from_row(r: sqlx::sqlite::SqliteRow) -> VodRow {
+    VodRow {
+        id: r.get("id"),
+        app_id: r.get("app_id"),
+        room: r.get("room"),
+        stream_id: r.get("stream_id"),
+        egress_id: r.get("egress_id"),
+        status: r.get("status"),
+        file: r.get("file"),
+        snapshot_file: r.get("snapshot_file"),
+        size_bytes: r.get("size_bytes"),
+        duration_s: r.get("duration_s"),
+        width: r.get("width"),
+        height: r.get("height"),
+        format: r.get("format"),
+        has_audio: r.get("has_audio"),
+        error: r.get("error"),
+        started_at: r.get("started_at"),
+        ended_at: r.get("ended_at"),
+    }
+}
 
 fn stream_from_row(r: sqlx::sqlite::SqliteRow) -> StreamRow {
     StreamRow {

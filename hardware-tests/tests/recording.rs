@@ -1,0 +1,313 @@
+//! Recording and VODs end to end: Debian's ffmpeg pushes RTMP and camsim
+//! pushes JPEGs; camgate records them to fragmented MP4; ffprobe reads the
+//! files, their HLS playlists and what is left after a `kill -9`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use camgate_hardware_tests::{
+    Gateway, ffprobe_duration, ffprobe_streams, peer_available, spawn_camsim,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or_default()
+}
+
+fn push(url: &str, seconds: u32) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "30", "-c:a", "aac", "-b:a", "64k"])
+        .args(["-t", &seconds.to_string(), "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg")
+}
+
+/// Waits until the app lists one active stream; returns its `streamId`.
+async fn live_stream(gw: &Gateway) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = gw.get_json("/api/v1/apps/live/streams").await;
+        if let Some(id) = v["data"][0]["streamId"].as_str() {
+            return id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no live stream: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_vod(gw: &Gateway, id: i64, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = gw.get_json(&format!("/api/v1/apps/live/vods/{id}")).await;
+        if v["data"]["status"] == status {
+            return v["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "VOD never {status}: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn enc(id: &str) -> String {
+    id.replace('/', "%2F")
+}
+
+#[tokio::test]
+async fn an_rtmp_stream_is_recorded_to_an_mp4_ffprobe_reads() {
+    if !peer_available("ffmpeg") || !peer_available("ffprobe") {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let ingress = gw.create_ingress("rec").await;
+    let mut ffmpeg = push(ingress["rtmp_url"].as_str().expect("url"), 30);
+    let stream = live_stream(&gw).await;
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/apps/live/streams/{}/record/start", enc(&stream)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["data"]["status"], "recording");
+    let vod_id = v["data"]["vodId"].as_i64().expect("vodId");
+    assert!(
+        v["data"]["egressId"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("EG_"),
+        "{v}"
+    );
+    // One recorder per stream; the row exists at once.
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/apps/live/recording/start",
+            Some(json!({ "roomName": "rec" })),
+        )
+        .await;
+    assert_eq!((status, code(&v)), (409, "already_recording"), "{v}");
+    let (status, v) = gw
+        .get_json(&format!("/api/v1/apps/live/vods/{vod_id}/download"))
+        .await;
+    assert_eq!((status, code(&v)), (409, "vod_not_ready"), "{v}");
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/apps/live/recording/{vod_id}/stop"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["status"], "uploading", "{v}");
+    let vod = wait_vod(&gw, vod_id, "ready").await;
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let secs = vod["durationS"].as_f64().unwrap_or(0.0);
+    assert!((3.5..8.0).contains(&secs), "{vod}");
+    assert_eq!(
+        (vod["width"].as_i64(), vod["height"].as_i64()),
+        (Some(640), Some(360)),
+        "{vod}"
+    );
+    assert_eq!(vod["hasAudio"], true, "{vod}");
+
+    // The file as a player or downloader gets it: H.264 + AAC, and the
+    // duration the row claims within a frame or two.
+    let url = vod["url"].as_str().expect("signed url");
+    let probed = ffprobe_streams(url);
+    assert!(
+        probed.contains("codec_name=h264|width=640|height=360"),
+        "{probed}"
+    );
+    assert!(probed.contains("codec_name=aac"), "{probed}");
+    let d = ffprobe_duration(url);
+    assert!((d - secs).abs() < 0.2, "ffprobe {d} s vs row {secs} s");
+    // Its HLS playlist (byte ranges into the same file).
+    let hls = vod["hlsUrl"].as_str().expect("hlsUrl");
+    let probed = ffprobe_streams(hls);
+    assert!(probed.contains("codec_name=h264"), "{probed}");
+    assert!((ffprobe_duration(hls) - secs).abs() < 0.5);
+
+    // Range requests and signatures.
+    let r = gw
+        .http
+        .get(url)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(r.status(), 206);
+    let size = vod["sizeBytes"].as_u64().expect("size");
+    assert_eq!(
+        r.headers()["content-range"].to_str().unwrap_or(""),
+        format!("bytes 0-99/{size}")
+    );
+    assert_eq!(r.bytes().await.expect("body").len(), 100);
+    let r = gw
+        .http
+        .get(url)
+        .header("range", format!("bytes={size}-"))
+        .send()
+        .await
+        .expect("416");
+    assert_eq!(r.status(), 416);
+    let public = vod["publicUrl"].as_str().expect("publicUrl");
+    let r = gw.http.get(public).send().await.expect("unsigned");
+    assert_eq!(r.status(), 401, "no token, no signature");
+    // A tampered signature or a changed expiry is refused.
+    let mut segs: Vec<String> = url.split('/').map(str::to_owned).collect();
+    let n = segs.len();
+    let sig = segs[n - 2].clone();
+    let flipped = if sig.ends_with('0') { "1" } else { "0" };
+    segs[n - 2] = format!("{}{flipped}", &sig[..sig.len() - 1]);
+    let r = gw.http.get(segs.join("/")).send().await.expect("tampered");
+    assert_eq!(r.status(), 401, "tampered signature");
+    segs[n - 2] = sig;
+    segs[n - 3] = "4102444800".into();
+    let r = gw.http.get(segs.join("/")).send().await.expect("re-dated");
+    assert_eq!(r.status(), 401, "changed expiry");
+    let r = gw
+        .http
+        .get(public)
+        .bearer_auth(camgate_hardware_tests::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("bearer");
+    assert_eq!(r.status(), 200);
+    let snap = gw
+        .http
+        .get(vod["snapshotUrl"].as_str().expect("snapshotUrl"))
+        .send()
+        .await
+        .expect("snapshot");
+    assert_eq!(snap.headers()["content-type"], "image/jpeg");
+    let (status, v) = gw
+        .get_json(&format!("/api/v1/apps/live/vods/{vod_id}/download"))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v["data"]["url"]
+            .as_str()
+            .unwrap_or("")
+            .contains("download=1"),
+        "{v}"
+    );
+
+    // Listing, filters, paging.
+    for (q, total) in [
+        ("status=ready", 1),
+        ("status=failed", 0),
+        ("room=rec", 1),
+        ("room=other", 0),
+        ("since=2000-01-01", 1),
+        ("until=2000-01-01", 0),
+        ("order=size_bytes&dir=asc", 1),
+        ("all=1", 1),
+    ] {
+        let (status, v) = gw.get_json(&format!("/api/v1/apps/live/vods?{q}")).await;
+        assert_eq!(status, 200, "{q}: {v}");
+        assert_eq!(v["total"], total, "{q}: {v}");
+    }
+    for (q, want) in [
+        ("limit=1001", "invalid_limit"),
+        ("order=name", "invalid_order"),
+        ("since=yesterday", "invalid_since"),
+        ("status=done", "invalid_status"),
+    ] {
+        let (status, v) = gw.get_json(&format!("/api/v1/apps/live/vods?{q}")).await;
+        assert_eq!((status, code(&v)), (400, want), "{q}: {v}");
+    }
+    let (_, sizes) = gw.get_json("/api/v1/apps/live/sizes").await;
+    assert_eq!(sizes["data"]["vods"]["count"], 1, "{sizes}");
+
+    // Delete: row, file and thumbnail.
+    let files = || {
+        std::fs::read_dir(gw.data_dir.join("recordings/live"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(files(), 3, "mp4, index, thumbnail");
+    let (status, _) = gw
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/apps/live/vods/{vod_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(files(), 0);
+    let (status, v) = gw
+        .get_json(&format!("/api/v1/apps/live/vods/{vod_id}"))
+        .await;
+    assert_eq!((status, code(&v)), (404, "vod_not_found"));
+}
+
+#[tokio::test]
+async fn a_camera_recording_killed_with_sigkill_is_playable_after_restart() {
+    if !peer_available("ffprobe") {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let minted = gw.mint("yard").await;
+    let mut cam = spawn_camsim(&minted, "15", "60");
+    let stream = live_stream(&gw).await;
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/apps/live/recording/start",
+            Some(json!({ "streamId": stream })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let vod_id = v["data"]["vodId"].as_i64().expect("vodId");
+    // Let a few seconds reach the disk, then pull the plug.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = gw
+            .get_json(&format!("/api/v1/apps/live/vods/{vod_id}"))
+            .await;
+        if v["data"]["durationS"].as_f64().unwrap_or(0.0) >= 3.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "recording never grew: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dir = gw.kill_keeping_data();
+    let _ = cam.kill();
+    let _ = cam.wait();
+
+    let gw = Gateway::start_in(dir, &[]);
+    let vod = wait_vod(&gw, vod_id, "ready").await;
+    assert!(
+        vod["error"].as_str().unwrap_or("").contains("recovered"),
+        "{vod}"
+    );
+    let url = vod["url"].as_str().expect("signed url");
+    let probed = ffprobe_streams(url);
+    assert!(
+        probed.contains("codec_name=h264|width=320|height=240"),
+        "{probed}"
+    );
+    let d = ffprobe_duration(url);
+    assert!(d >= 2.5, "ffprobe reads {d} s of the killed recording");
+    // Stale live state is cleaned: no active stream after the restart.
+    let (_, v) = gw.get_json("/api/v1/apps/live/streams").await;
+    assert_eq!(v["total"], 0, "{v}");
+}
