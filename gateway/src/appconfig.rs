@@ -402,6 +402,12 @@ pub struct FileRecording {
     pub split_minutes: Option<u32>,
     /// 0, 1, 30, 60, 120 or 360.
     pub snapshot_seconds: Option<u32>,
+    /// camgate: record every stream of the app.
+    pub always: Option<bool>,
+    /// camgate: delete VODs older than this many days (0 = keep).
+    pub retention_days: Option<u32>,
+    /// camgate: delete the oldest VODs above this many GB (0 = no cap).
+    pub retention_max_gb: Option<f64>,
 }
 
 /// `[callbacks]` of an app file. The secret is named by an environment
@@ -562,6 +568,18 @@ pub fn apply_file(
                 ));
             }
             rec.insert("snapshot_seconds".into(), json!(s));
+        }
+        if let Some(on) = r.always {
+            rec.insert("always".into(), json!(on));
+        }
+        if let Some(d) = r.retention_days {
+            rec.insert("retention_days".into(), json!(d));
+        }
+        if let Some(g) = r.retention_max_gb {
+            if !(0.0..=1_000_000.0).contains(&g) {
+                return Err(invalid("recording.retention_max_gb", "0..=1000000"));
+            }
+            rec.insert("retention_max_gb".into(), json!(g));
         }
         settings["recording"] = Value::Object(rec);
     }

@@ -120,38 +120,8 @@ pub async fn start(
             None => return Ok(Err(StartError::NotLive)),
         }
     };
-    let egress_id = random_id("EG_", 8);
-    let t = time::OffsetDateTime::now_utc();
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let file = app_dir(&app.name).join(format!("{}-{stamp}-{egress_id}.mp4", key.room));
-    let mut vod = VodRow {
-        id: 0,
-        app_id: app.id,
-        room: key.room.clone(),
-        stream_id: stream_id.to_owned(),
-        egress_id: egress_id.clone(),
-        status: "recording".into(),
-        file: file.to_string_lossy().into_owned(),
-        snapshot_file: None,
-        size_bytes: 0,
-        duration_s: 0.0,
-        width: None,
-        height: None,
-        format: "mp4".into(),
-        has_audio: false,
-        error: None,
-        started_at: now_rfc3339(),
-        ended_at: None,
-    };
-    vod.id = state.db.insert_vod(&vod).await?;
+    let vod = new_vod(state, app, &key.room, stream_id).await?;
+    let egress_id = vod.egress_id.clone();
     let (stop, stopped) = watch::channel(false);
     state.recorders.lock().insert(
         vod.id,
@@ -176,17 +146,68 @@ pub async fn start(
             "snapshotSeconds": app.setting("recording", "snapshot_seconds").cloned().unwrap_or(json!(0)),
         }),
     );
+    let secs = |k| {
+        app.setting("recording", k)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
     let task = Task {
         state: state.clone(),
-        app: app.name.clone(),
+        app: app.clone(),
         key: key.clone(),
         camera,
         stream,
+        session: vod.egress_id.clone(),
+        part_index: 0,
+        split: Duration::from_secs(secs("split_minutes") * 60),
+        snapshot_every: Duration::from_secs(secs("snapshot_seconds")),
         vod: vod.clone(),
         stopped,
     };
     tokio::spawn(task.run());
     Ok(Ok(vod))
+}
+
+/// Inserts the row of a new recording file (`status=recording`).
+async fn new_vod(
+    state: &SharedState,
+    app: &App,
+    room: &str,
+    stream_id: &str,
+) -> Result<VodRow, sqlx::Error> {
+    let egress_id = random_id("EG_", 8);
+    let t = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let file = app_dir(&app.name).join(format!("{room}-{stamp}-{egress_id}.mp4"));
+    let mut vod = VodRow {
+        id: 0,
+        app_id: app.id,
+        room: room.to_owned(),
+        stream_id: stream_id.to_owned(),
+        egress_id,
+        status: "recording".into(),
+        file: file.to_string_lossy().into_owned(),
+        snapshot_file: None,
+        size_bytes: 0,
+        duration_s: 0.0,
+        width: None,
+        height: None,
+        format: "mp4".into(),
+        has_audio: false,
+        error: None,
+        started_at: now_rfc3339(),
+        ended_at: None,
+    };
+    vod.id = state.db.insert_vod(&vod).await?;
+    Ok(vod)
 }
 
 /// How a recording ended.
@@ -196,15 +217,24 @@ enum End {
     Reconfigured,
     NoMedia,
     Shutdown,
+    Split,
     Failed(String),
 }
 
 struct Task {
     state: SharedState,
-    app: String,
+    app: App,
     key: RoomKey,
     camera: bool,
     stream: Arc<crate::hls::Stream>,
+    /// The first file's egress id: the session all split parts share.
+    session: String,
+    /// Which split part `vod` is.
+    part_index: u32,
+    /// Start a new file after this much media (zero = one file).
+    split: Duration,
+    /// Take a snapshot this often while recording (zero = never).
+    snapshot_every: Duration,
     vod: VodRow,
     stopped: watch::Receiver<bool>,
 }
@@ -219,9 +249,8 @@ struct Output {
 impl Task {
     async fn run(mut self) {
         let end = self.record().await;
-        let (state, id) = (self.state.clone(), self.vod.id);
-        self.finish(end).await;
-        state.recorders.lock().remove(&id);
+        self.finish(end, true).await;
+        self.state.recorders.lock().remove(&self.vod.id);
     }
 
     async fn record(&mut self) -> End {
@@ -232,6 +261,7 @@ impl Task {
         let mut out: Option<Output> = None;
         let mut last_media = Instant::now();
         let mut last_sync = Instant::now();
+        let mut last_snapshot = Instant::now();
         let mut shutdown = self.state.shutdown.clone();
         loop {
             let c = cursor;
@@ -247,6 +277,22 @@ impl Task {
             let (parts, ended) = self.stream.with(|p| (p.parts_after(cursor), p.ended()));
             for part in parts {
                 cursor = Some(part.at);
+                // A split recording starts its next file on a keyframe.
+                if out.is_some()
+                    && !self.split.is_zero()
+                    && part.independent
+                    && self.vod.duration_s >= self.split.as_secs_f64()
+                {
+                    if let Some(o) = out.as_mut()
+                        && let Err(e) = sync(o).await
+                    {
+                        return End::Failed(e);
+                    }
+                    out = None;
+                    if let Err(e) = self.next_part().await {
+                        return End::Failed(e);
+                    }
+                }
                 let o = match out.as_mut() {
                     Some(o) if o.init_version != part.init_version => return End::Reconfigured,
                     Some(o) => o,
@@ -287,6 +333,13 @@ impl Task {
             if ended {
                 return End::StreamEnded;
             }
+            if out.is_some()
+                && !self.snapshot_every.is_zero()
+                && last_snapshot.elapsed() >= self.snapshot_every
+            {
+                last_snapshot = Instant::now();
+                self.periodic_snapshot().await;
+            }
             if last_media.elapsed() > NO_MEDIA {
                 return End::NoMedia;
             }
@@ -304,6 +357,48 @@ impl Task {
         }
     }
 
+    /// Closes the current file as a finished split part and continues in
+    /// a new VOD row.
+    async fn next_part(&mut self) -> Result<(), String> {
+        self.finish(End::Split, false).await;
+        let next = new_vod(&self.state, &self.app, &self.key.room, &self.vod.stream_id)
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+        {
+            let mut running = self.state.recorders.lock();
+            if let Some(r) = running.remove(&self.vod.id) {
+                running.insert(next.id, r);
+            }
+        }
+        info!(app = %self.app.name, vod = next.id, part = self.part_index + 1, "recording continues in a new part");
+        self.vod = next;
+        self.part_index += 1;
+        Ok(())
+    }
+
+    /// A `snapshotSeconds` snapshot: stored like an on-demand one.
+    async fn periodic_snapshot(&self) {
+        match crate::api::snapshots::capture(&self.state, &self.app, &self.key.room).await {
+            Ok(row) => self.state.webhooks.emit(
+                &self.app.name,
+                "snapshot_taken",
+                json!({
+                    "app": self.app.name,
+                    "room": self.key.room,
+                    "streamId": self.vod.stream_id,
+                    "vodId": self.vod.id,
+                    "key": row.file,
+                    "url": format!(
+                        "{}/api/v1/apps/{}/snapshots/{}/image",
+                        self.state.public_base, self.app.name, row.id
+                    ),
+                    "sizeBytes": row.size_bytes,
+                }),
+            ),
+            Err(e) => tracing::debug!(error = %e, "periodic snapshot skipped"),
+        }
+    }
+
     /// The VOD's thumbnail: the stream's current picture.
     async fn snapshot(&mut self, data_dir: &Path) {
         let Ok(jpeg) = crate::playback::mjpeg::current_jpeg(&self.state, &self.key).await else {
@@ -315,7 +410,9 @@ impl Task {
         }
     }
 
-    async fn finish(mut self, end: End) {
+    /// Finalizes the current file's row and fires its callbacks; `last`
+    /// says whether the session ends with it.
+    async fn finish(&mut self, end: End, last: bool) {
         let data_dir = self.state.config.data_dir.clone();
         let path = data_dir.join(&self.vod.file);
         let size = tokio::fs::metadata(&path).await.map(|m| m.len()).ok();
@@ -326,6 +423,7 @@ impl Task {
             End::Reconfigured => "stream_reconfigured",
             End::NoMedia => "no_media",
             End::Shutdown => "shutdown",
+            End::Split => "split",
             End::Failed(_) => "failed",
         };
         let failure = match end {
@@ -339,16 +437,16 @@ impl Task {
         if let Some(error) = failure {
             self.vod.status = "failed".into();
             self.vod.error = Some(error.clone());
-            warn!(app = %self.app, vod = self.vod.id, %error, "recording failed");
+            warn!(app = %self.app.name, vod = self.vod.id, %error, "recording failed");
             if let Err(e) = self.state.db.update_vod(&self.vod).await {
                 warn!(error = %e, "could not record a failed recording");
             }
             self.state.webhooks.emit(
-                &self.app,
+                &self.app.name,
                 "recording_failed",
                 json!({
                     "vodId": self.vod.id,
-                    "app": self.app,
+                    "app": self.app.name,
                     "room": self.vod.room,
                     "streamId": self.vod.stream_id,
                     "reason": "recording failed",
@@ -363,19 +461,26 @@ impl Task {
             return;
         }
         info!(
-            app = %self.app, vod = self.vod.id, reason,
+            app = %self.app.name, vod = self.vod.id, reason,
             seconds = format!("{:.1}", self.vod.duration_s), bytes = self.vod.size_bytes,
             "recording ready"
         );
-        let data = ready_payload(&self.state, &self.app, &self.vod);
-        self.state
-            .webhooks
-            .emit(&self.app, "vod_ready", data.clone());
+        let app = self.app.name.as_str();
+        let data = ready_payload(&self.state, app, &self.vod);
+        self.state.webhooks.emit(app, "vod_ready", data.clone());
+        let split = !self.split.is_zero();
         let mut part = data;
-        part["partIndex"] = json!(0);
-        part["sessionId"] = json!(self.vod.egress_id);
-        part["split"] = json!(false);
-        self.state.webhooks.emit(&self.app, "recording_ready", part);
+        part["partIndex"] = json!(self.part_index);
+        part["sessionId"] = json!(self.session);
+        if split {
+            self.state
+                .webhooks
+                .emit(app, "recording_part_ready", part.clone());
+        }
+        if last {
+            part["split"] = json!(split);
+            self.state.webhooks.emit(app, "recording_ready", part);
+        }
     }
 }
 
@@ -563,5 +668,139 @@ mod tests {
             }
         );
         assert!(parse_index("garbage").is_none());
+    }
+}
+
+/// Deletes a VOD's file, index and thumbnail (missing ones are fine).
+pub async fn delete_files(data_dir: &Path, vod: &VodRow) -> std::io::Result<()> {
+    let path = data_dir.join(&vod.file);
+    for p in [path.clone(), index_path(&path)]
+        .into_iter()
+        .chain(vod.snapshot_file.as_ref().map(|s| data_dir.join(s)))
+    {
+        if let Err(e) = tokio::fs::remove_file(&p).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Runs for the server's life: starts a recording for every live stream
+/// of an app with `recording.always` (once a second), and applies each
+/// app's retention (`recording.retention_days`, `recording.retention_max_gb`)
+/// every ten seconds.
+pub async fn supervise(state: SharedState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = state.shutdown.clone();
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let apps = match state.db.list_apps(None).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "recording supervisor could not list apps");
+                continue;
+            }
+        };
+        for app in &apps {
+            if app
+                .setting("recording", "always")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+            {
+                always_record(&state, app).await;
+            }
+            if n % 10 == 0 {
+                retention(&state, app).await;
+            }
+        }
+        n += 1;
+    }
+}
+
+async fn always_record(state: &SharedState, app: &App) {
+    let live: Vec<String> = state
+        .hub
+        .rooms()
+        .into_iter()
+        .filter(|r| r.key().app == app.name && r.publisher().is_some())
+        .map(|r| r.key().room.clone())
+        .collect();
+    for room in live {
+        let Ok(Some(stream_id)) = state.db.active_stream_id(app.id, &room).await else {
+            continue;
+        };
+        if state.recorders.recording(app.id, &stream_id).is_some() {
+            continue;
+        }
+        let key = RoomKey {
+            app: app.name.clone(),
+            room,
+        };
+        match start(state, app, &key, &stream_id).await {
+            Ok(Ok(vod)) => {
+                info!(app = %app.name, vod = vod.id, stream = %stream_id, "always-record started a recording")
+            }
+            Ok(Err(_)) => {}
+            Err(e) => warn!(error = %e, "always-record could not start a recording"),
+        }
+    }
+}
+
+/// Deletes an app's finished VODs past its retention: older than
+/// `retention_days`, then the oldest while the total is above
+/// `retention_max_gb`. Running recordings are never touched.
+pub async fn retention(state: &SharedState, app: &App) {
+    let days = app
+        .setting("recording", "retention_days")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    let max_gb = app
+        .setting("recording", "retention_max_gb")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0);
+    if days == 0 && max_gb <= 0.0 {
+        return;
+    }
+    let filter = crate::store::VodFilter {
+        order: "started_at",
+        desc: false,
+        ..Default::default()
+    };
+    let Ok((vods, _)) = state.db.list_vods(app.id, &filter, None, 0).await else {
+        return;
+    };
+    let cutoff = (days > 0).then(|| {
+        (time::OffsetDateTime::now_utc() - time::Duration::days(days as i64))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    });
+    let mut total: i64 = vods.iter().map(|v| v.size_bytes).sum();
+    let cap = (max_gb * 1e9) as i64;
+    for vod in vods {
+        if !(vod.status == "ready" || vod.status == "failed") {
+            continue;
+        }
+        let too_old = cutoff.as_ref().is_some_and(|c| vod.started_at < *c);
+        let too_big = cap > 0 && total > cap;
+        if !(too_old || too_big) {
+            // Oldest first: every later VOD is newer, and the total only
+            // shrinks, so neither rule can apply further on.
+            break;
+        }
+        if let Err(e) = delete_files(&state.config.data_dir, &vod).await {
+            warn!(vod = vod.id, error = %e, "retention could not delete a VOD's files");
+            continue;
+        }
+        if state.db.delete_vod(app.id, vod.id).await.unwrap_or(false) {
+            total -= vod.size_bytes;
+            info!(app = %app.name, vod = vod.id, too_old, too_big, "VOD deleted by the retention policy");
+        }
     }
 }

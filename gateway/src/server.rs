@@ -314,6 +314,7 @@ impl Server {
         } = self;
         tokio::spawn(crate::ingest::rtmp::serve(state.clone(), rtmp_listener));
         crate::ingest::pull::start_all(&state).await;
+        tokio::spawn(crate::record::supervise(state.clone()));
         let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let tx = shutdown_tx.clone();
         // Media is latency-sensitive: a frame smaller than the MSS must not

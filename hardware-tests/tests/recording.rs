@@ -311,3 +311,75 @@ async fn a_camera_recording_killed_with_sigkill_is_playable_after_restart() {
     let (_, v) = gw.get_json("/api/v1/apps/live/streams").await;
     assert_eq!(v["total"], 0, "{v}");
 }
+
+#[tokio::test]
+async fn always_record_snapshots_and_retention() {
+    if !peer_available("ffprobe") {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let (status, v) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/live",
+            Some(json!({ "alwaysRecord": true, "snapshotSeconds": 1 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["alwaysRecord"], true);
+    let minted = gw.mint("gate").await;
+    let mut cam = spawn_camsim(&minted, "15", "60");
+    let stream = live_stream(&gw).await;
+
+    // The camera is recorded without anyone asking.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let vod_id = loop {
+        let (_, v) = gw.get_json("/api/v1/apps/live/vods?status=recording").await;
+        if let Some(id) = v["data"][0]["id"].as_i64() {
+            assert_eq!(v["data"][0]["streamId"], stream.as_str());
+            break id;
+        }
+        assert!(Instant::now() < deadline, "never recorded: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // snapshotSeconds: snapshots of the stream pile up while it records.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = gw.get_json("/api/v1/apps/live/snapshots?room=gate").await;
+        if v["total"].as_i64().unwrap_or(0) >= 3 {
+            assert_eq!(v["data"][0]["streamId"], stream.as_str(), "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no periodic snapshots: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The camera leaves: the recording ends on its own and is playable.
+    let _ = cam.kill();
+    let _ = cam.wait();
+    let vod = wait_vod(&gw, vod_id, "ready").await;
+    let probed = ffprobe_streams(vod["url"].as_str().expect("url"));
+    assert!(probed.contains("codec_name=h264"), "{probed}");
+
+    // Retention: a cap below one file's size deletes it (row and files).
+    let (status, v) = gw
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/live",
+            Some(json!({ "retentionMaxGb": 0.000001 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let (_, v) = gw.get_json("/api/v1/apps/live/vods").await;
+        if v["total"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "retention never applied: {v}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let left = std::fs::read_dir(gw.data_dir.join("recordings/live"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "files deleted with the rows");
+}

@@ -563,6 +563,12 @@ pub struct AppRecord {
     pub split_minutes: u32,
     /// `recording.snapshot_seconds`.
     pub snapshot_seconds: u32,
+    /// camgate: `recording.always`, every stream of the app is recorded.
+    pub always_record: bool,
+    /// camgate: `recording.retention_days`, VODs older are deleted (0 = keep).
+    pub retention_days: u32,
+    /// camgate: `recording.retention_max_gb`, oldest VODs go above this (0 = no cap).
+    pub retention_max_gb: f64,
     /// `callbacks.url` (empty = off).
     pub callback_url: String,
     /// Whether a callback secret is set (the secret is never returned).
@@ -597,6 +603,12 @@ pub struct PatchApp {
     pub split_minutes: Option<u32>,
     /// One of 0, 1, 30, 60, 120, 360.
     pub snapshot_seconds: Option<u32>,
+    /// camgate: record every stream of the app.
+    pub always_record: Option<bool>,
+    /// camgate: delete VODs older than this many days (0 = keep).
+    pub retention_days: Option<u32>,
+    /// camgate: delete the oldest VODs above this many GB (0 = no cap).
+    pub retention_max_gb: Option<f64>,
     /// ≤ 2048 characters; empty turns callbacks off.
     pub callback_url: Option<String>,
     /// ≤ 256 characters.

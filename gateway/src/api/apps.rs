@@ -200,6 +200,15 @@ fn record(app: &App) -> AppRecord {
             .unwrap_or(false),
         split_minutes: number("recording", "split_minutes"),
         snapshot_seconds: number("recording", "snapshot_seconds"),
+        always_record: app
+            .setting("recording", "always")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        retention_days: number("recording", "retention_days"),
+        retention_max_gb: app
+            .setting("recording", "retention_max_gb")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
         callback_url: app
             .setting("callbacks", "url")
             .and_then(Value::as_str)
@@ -309,6 +318,27 @@ async fn patch(
             ));
         }
         recording.insert("snapshot_seconds".into(), json!(s));
+    }
+    if let Some(on) = body.always_record {
+        recording.insert("always".into(), json!(on));
+    }
+    if let Some(d) = body.retention_days {
+        if d > 36_500 {
+            return Err(ApiError::bad_request(
+                "invalid_retention_days",
+                "retentionDays must be 0..=36500",
+            ));
+        }
+        recording.insert("retention_days".into(), json!(d));
+    }
+    if let Some(g) = body.retention_max_gb {
+        if !(0.0..=1_000_000.0).contains(&g) {
+            return Err(ApiError::bad_request(
+                "invalid_retention_max_gb",
+                "retentionMaxGb must be 0..=1000000",
+            ));
+        }
+        recording.insert("retention_max_gb".into(), json!(g));
     }
     let mut callbacks = section(&mut app.settings, "callbacks");
     if let Some(url) = body.callback_url {

@@ -142,46 +142,7 @@ async fn take(
             ));
         }
     };
-    let key = RoomKey {
-        app: app.name.clone(),
-        room: room.clone(),
-    };
-    let jpeg = crate::playback::mjpeg::current_jpeg(&state, &key).await?;
-    let dims = turbojpeg::read_header(&jpeg)
-        .ok()
-        .map(|h| (h.width as i64, h.height as i64));
-    let id = random_id("SN_", 8);
-    let file = format!("snapshots/{}/{id}.jpg", app.name);
-    let path = file_path(&state, &file);
-    let write = {
-        let path = path.clone();
-        let jpeg = jpeg.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("jpg.part");
-            std::fs::write(&tmp, &jpeg)?;
-            std::fs::rename(&tmp, &path)
-        })
-    };
-    write
-        .await
-        .map_err(|e| ApiError::Internal(format!("snapshot writer: {e}")))?
-        .map_err(|e| ApiError::Internal(format!("writing a snapshot: {e}")))?;
-    let row = SnapshotRow {
-        id,
-        app_id: app.id,
-        room: room.clone(),
-        stream_id: state.db.active_stream_id(app.id, &room).await?,
-        file,
-        size_bytes: jpeg.len() as i64,
-        width: dims.map(|d| d.0),
-        height: dims.map(|d| d.1),
-        created_at: now_rfc3339(),
-    };
-    state.db.insert_snapshot(&row).await?;
-    tracing::info!(app = %app.name, %room, snapshot = %row.id, bytes = row.size_bytes, "snapshot taken");
+    let row = capture(&state, &app, &room).await?;
     Ok(created(info(&state, &app, row)))
 }
 
@@ -257,4 +218,52 @@ async fn remove(
     state.db.delete_snapshot(app.id, &id).await?;
     let _ = tokio::fs::remove_file(file_path(&state, &row.file)).await;
     Ok(ok(serde_json::json!({ "id": id, "deleted": true })))
+}
+
+/// Captures the room's current picture into the data dir and the
+/// snapshots table (the API's on-demand capture, and a recording's
+/// periodic snapshots).
+pub async fn capture(state: &SharedState, app: &App, room: &str) -> Result<SnapshotRow, ApiError> {
+    let room = room.to_owned();
+    let key = RoomKey {
+        app: app.name.clone(),
+        room: room.clone(),
+    };
+    let jpeg = crate::playback::mjpeg::current_jpeg(state, &key).await?;
+    let dims = turbojpeg::read_header(&jpeg)
+        .ok()
+        .map(|h| (h.width as i64, h.height as i64));
+    let id = random_id("SN_", 8);
+    let file = format!("snapshots/{}/{id}.jpg", app.name);
+    let path = file_path(state, &file);
+    let write = {
+        let path = path.clone();
+        let jpeg = jpeg.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("jpg.part");
+            std::fs::write(&tmp, &jpeg)?;
+            std::fs::rename(&tmp, &path)
+        })
+    };
+    write
+        .await
+        .map_err(|e| ApiError::Internal(format!("snapshot writer: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("writing a snapshot: {e}")))?;
+    let row = SnapshotRow {
+        id,
+        app_id: app.id,
+        room: room.clone(),
+        stream_id: state.db.active_stream_id(app.id, &room).await?,
+        file,
+        size_bytes: jpeg.len() as i64,
+        width: dims.map(|d| d.0),
+        height: dims.map(|d| d.1),
+        created_at: now_rfc3339(),
+    };
+    state.db.insert_snapshot(&row).await?;
+    tracing::info!(app = %app.name, %room, snapshot = %row.id, bytes = row.size_bytes, "snapshot taken");
+    Ok(row)
 }

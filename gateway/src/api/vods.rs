@@ -801,18 +801,9 @@ async fn remove(
             "the VOD is still recording; stop it first",
         ));
     }
-    let dir = &state.config.data_dir;
-    let path = dir.join(&vod.file);
-    for p in [path.clone(), index_path(&path)]
-        .into_iter()
-        .chain(vod.snapshot_file.as_ref().map(|s| dir.join(s)))
-    {
-        if let Err(e) = tokio::fs::remove_file(&p).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(ApiError::Internal(format!("delete VOD file: {e}")));
-        }
-    }
+    crate::record::delete_files(&state.config.data_dir, &vod)
+        .await
+        .map_err(|e| ApiError::Internal(format!("delete VOD file: {e}")))?;
     state.db.delete_vod(app.id, vod.id).await?;
     tracing::info!(app = %app.name, vod = vod.id, "VOD deleted");
     Ok(ok(json!({ "id": vod.id, "deleted": true })))
