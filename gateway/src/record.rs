@@ -648,29 +648,6 @@ pub async fn recover(state: &SharedState) -> Result<usize, sqlx::Error> {
     Ok(n)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn index_round_trip_ignores_a_torn_line() {
-        let text = "init 0 700\nfrag 700 5000 0.333333 1\nfrag 5700 4000 0.333333 0\nfrag 97";
-        let (init, frags) = parse_index(text).expect("parses");
-        assert_eq!(init, 700);
-        assert_eq!(frags.len(), 2);
-        assert_eq!(
-            frags[1],
-            Fragment {
-                offset: 5700,
-                len: 4000,
-                duration: 0.333333,
-                independent: false
-            }
-        );
-        assert!(parse_index("garbage").is_none());
-    }
-}
-
 /// Deletes a VOD's file, index and thumbnail (missing ones are fine).
 pub async fn delete_files(data_dir: &Path, vod: &VodRow) -> std::io::Result<()> {
     let path = data_dir.join(&vod.file);
@@ -716,7 +693,7 @@ pub async fn supervise(state: SharedState) {
             {
                 always_record(&state, app).await;
             }
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 retention(&state, app).await;
             }
         }
@@ -802,5 +779,28 @@ pub async fn retention(state: &SharedState, app: &App) {
             total -= vod.size_bytes;
             info!(app = %app.name, vod = vod.id, too_old, too_big, "VOD deleted by the retention policy");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_round_trip_ignores_a_torn_line() {
+        let text = "init 0 700\nfrag 700 5000 0.333333 1\nfrag 5700 4000 0.333333 0\nfrag 97";
+        let (init, frags) = parse_index(text).expect("parses");
+        assert_eq!(init, 700);
+        assert_eq!(frags.len(), 2);
+        assert_eq!(
+            frags[1],
+            Fragment {
+                offset: 5700,
+                len: 4000,
+                duration: 0.333333,
+                independent: false
+            }
+        );
+        assert!(parse_index("garbage").is_none());
     }
 }
