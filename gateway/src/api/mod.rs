@@ -242,10 +242,12 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Some(b'{') => {}
         None => return Err(ApiError::bad_request("invalid_json", "the body is empty")),
         Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_body",
-                "the body must be a JSON object",
-            ));
+            let json = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+            return Err(if json {
+                ApiError::bad_request("invalid_body", "the body must be a JSON object")
+            } else {
+                ApiError::bad_request("invalid_json", "the body is not JSON")
+            });
         }
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -437,6 +439,7 @@ mod tests {
         );
         assert_eq!(err("[]"), ("invalid_body", None));
         assert_eq!(err("  "), ("invalid_json", None));
+        assert_eq!(err("not json"), ("invalid_json", None));
         assert!(parse_body::<Body>(b"{\"name\":\"a\"}").is_ok());
     }
 }
