@@ -154,6 +154,12 @@ pub fn app(state: SharedState) -> Router {
             get(crate::playback::hls::playlist),
         )
         .route("/hls/{app}/{room}/{file}", get(crate::playback::hls::media))
+        .route("/api/playback", get(crate::playback::index::streams))
+        .route("/api/playback/{stream}", get(crate::playback::index::days))
+        .route(
+            "/api/record/object/{*path}",
+            get(crate::playback::index::object),
+        )
         .route("/play/{app}/{room}", get(player::page))
         .route("/embed/{app}/{room}", get(player::page))
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })

@@ -383,3 +383,160 @@ async fn always_record_snapshots_and_retention() {
         .unwrap_or(0);
     assert_eq!(left, 0, "files deleted with the rows");
 }
+
+/// Records the camera for about `secs` seconds; returns the ready VOD.
+async fn record_for(gw: &Gateway, stream: &str, secs: u64) -> Value {
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/apps/live/streams/{}/record/start", enc(stream)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["data"]["vodId"].as_i64().expect("vodId");
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/apps/live/streams/{}/record/stop", enc(stream)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    wait_vod(gw, id, "ready").await
+}
+
+#[tokio::test]
+async fn a_day_of_recordings_is_indexed_and_plays_in_dash_js_and_hls_js() {
+    use camgate_hardware_tests::{ADMIN_TOKEN, browser_scripts, run_node};
+    let Some(dir) = browser_scripts() else {
+        return;
+    };
+    let gw = Gateway::start(&[]);
+    let minted = gw.mint("porch").await;
+    let mut cam = spawn_camsim(&minted, "15", "60");
+    let stream = live_stream(&gw).await;
+    let first = record_for(&gw, &stream, 4).await;
+    let _second = record_for(&gw, &stream, 3).await;
+    let _ = cam.kill();
+    let _ = cam.wait();
+
+    // Seed 004's index: streams, then days, then the day's manifest.
+    let (status, v) = gw.get_json("/api/playback").await;
+    assert_eq!(status, 200);
+    assert_eq!(v, json!(["live-porch"]));
+    let (status, v) = gw.get_json("/api/playback/live-porch").await;
+    assert_eq!(status, 200);
+    let now = time_now_ymd();
+    assert_eq!(
+        (
+            v[0]["year"].as_i64(),
+            v[0]["month"].as_i64(),
+            v[0]["day"].as_i64()
+        ),
+        (Some(now.0), Some(now.1), Some(now.2)),
+        "{v}"
+    );
+    let mpd_path = v[0]["mpd_path"].as_str().expect("mpd_path").to_owned();
+    assert_eq!(
+        mpd_path,
+        format!(
+            "live-porch/{:04}/{:02}/{:02}/manifest.mpd",
+            now.0, now.1, now.2
+        )
+    );
+    for path in [mpd_path.clone(), mpd_path.replace('/', "%2F")] {
+        let r = gw
+            .http
+            .get(format!("{}/api/record/object/{path}", gw.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("mpd");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/dash+xml");
+        let text = r.text().await.expect("text");
+        assert_eq!(text.matches("<Period ").count(), 2, "{text}");
+    }
+    // A recording as an object (video/mp4, ranges), and no token → 401.
+    let object = format!(
+        "{}/api/record/object/{}",
+        gw.base,
+        mpd_path.replace("manifest.mpd", &format!("{}.mp4", first["id"]))
+    );
+    let r = gw
+        .http
+        .get(&object)
+        .bearer_auth(ADMIN_TOKEN)
+        .header("range", "bytes=0-7")
+        .send()
+        .await
+        .expect("object");
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-type"], "video/mp4");
+    let r = gw.http.get(&object).send().await.expect("object");
+    assert_eq!(r.status(), 401);
+
+    // dash.js plays the day (both recordings as periods) in Chromium.
+    let v = run_node(
+        &dir.join("dash.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            format!("{}/api/record/object/{mpd_path}", gw.base),
+            ADMIN_TOKEN.into(),
+            "--seconds".into(),
+            "3".into(),
+        ],
+    )
+    .await;
+    eprintln!("dash.js: {v}");
+    assert_eq!(v["errors"], json!([]), "{v}");
+    assert_eq!(v["periods"], 2, "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{v}"
+    );
+    assert!(v["frames"].as_u64().unwrap_or(0) >= 10, "{v}");
+    assert!(
+        v["currentTimeAdvanced"].as_f64().unwrap_or(0.0) >= 1.5,
+        "{v}"
+    );
+
+    // hls.js plays the first VOD's HLS (byte ranges into its MP4).
+    let v = run_node(
+        &dir.join("hls.mjs"),
+        vec![
+            format!("{}/health", gw.base),
+            first["hlsUrl"].as_str().expect("hlsUrl").to_owned(),
+            "--seconds".into(),
+            "3".into(),
+            "--no-low-latency".into(),
+        ],
+    )
+    .await;
+    eprintln!("hls.js VOD: {v}");
+    assert_eq!(v["errors"], json!([]), "{v}");
+    assert!(v["frames"].as_u64().unwrap_or(0) >= 10, "{v}");
+    assert!(
+        v["currentTimeAdvanced"].as_f64().unwrap_or(0.0) >= 1.5,
+        "{v}"
+    );
+}
+
+fn time_now_ymd() -> (i64, i64, i64) {
+    let out = Command::new("date")
+        .args(["-u", "+%Y %m %d"])
+        .output()
+        .expect("date");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .map(|s| s.parse::<i64>().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
+}

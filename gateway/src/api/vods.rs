@@ -579,7 +579,8 @@ async fn signed_raw(
     serve_file(&state, &vod, &headers, q.download.is_some()).await
 }
 
-async fn serve_file(
+/// Answers a VOD's file, honouring one `Range`.
+pub async fn serve_file(
     state: &SharedState,
     vod: &VodRow,
     req_headers: &HeaderMap,

@@ -1365,6 +1365,32 @@ impl Db {
         Ok((rows.into_iter().map(vod_from_row).collect(), total))
     }
 
+    /// Rooms with ready VODs (of one app, or of all), sorted.
+    pub async fn recorded_rooms(&self, only: Option<i64>) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT room FROM vods WHERE status = 'ready' AND (? IS NULL OR app_id = ?)
+             ORDER BY room",
+        )
+        .bind(only)
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Ready VODs of a room (of one app, or of all), oldest first.
+    pub async fn room_vods(&self, room: &str, only: Option<i64>) -> Result<Vec<VodRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT * FROM vods WHERE status = 'ready' AND room = ? AND (? IS NULL OR app_id = ?)
+             ORDER BY started_at, id",
+        )
+        .bind(room)
+        .bind(only)
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(vod_from_row).collect())
+    }
+
     /// Deletes a VOD row.
     pub async fn delete_vod(&self, app_id: i64, id: i64) -> Result<bool, DbError> {
         let r = sqlx::query("DELETE FROM vods WHERE app_id = ? AND id = ?")
