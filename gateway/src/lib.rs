@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod playback;
 pub mod record;
+pub mod restream;
 pub mod server;
 pub mod store;
 pub mod transcode;

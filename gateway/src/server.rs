@@ -64,6 +64,8 @@ pub struct AppState {
     pub rtmp_addr: SocketAddr,
     /// Recordings running.
     pub recorders: crate::record::Recorders,
+    /// Restreams running.
+    pub restreams: crate::restream::Restreams,
 }
 
 /// How handlers hold the state.
@@ -283,6 +285,7 @@ impl Server {
             hls: Default::default(),
             rtmp_addr,
             recorders: Default::default(),
+            restreams: Default::default(),
         });
         let recovered = crate::record::recover(&state).await?;
         if recovered > 0 {

@@ -4,8 +4,8 @@
 //! input in the same run.
 //!
 //! The input is encoded once by ffmpeg (H.264 720p30 at 2 Mbit/s, 1 s GOP,
-//! AAC) into an FLV file; a small RTMP publisher built on rml_rtmp's client
-//! session then sends its tags in real time, so the wall-clock instant each
+//! AAC) into an FLV file; camgate's own RTMP publisher (the restream client,
+//! on rml_rtmp's client session) then sends its tags in real time, so the wall-clock instant each
 //! media timestamp was sent is known exactly (T0 + t). A segment or part
 //! whose media ends at `t` and first appears in a playlist at `W` was
 //! available `W − (T0 + t)` after its last frame was sent.
@@ -18,13 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
-};
-use rml_rtmp::time::RtmpTimestamp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// One FLV tag of the input file.
 #[derive(Clone)]
@@ -93,23 +86,9 @@ pub fn make_input(dir: &Path, seconds: u32, kbps: u32) -> PathBuf {
     out
 }
 
-async fn apply(
-    socket: &mut TcpStream,
-    results: Vec<ClientSessionResult>,
-    events: &mut Vec<ClientSessionEvent>,
-) -> std::io::Result<()> {
-    for r in results {
-        match r {
-            ClientSessionResult::OutboundResponse(p) => socket.write_all(&p.bytes).await?,
-            ClientSessionResult::RaisedEvent(e) => events.push(e),
-            ClientSessionResult::UnhandleableMessageReceived(_) => {}
-        }
-    }
-    Ok(())
-}
-
 /// Publishes `tags` (looped) to `rtmp://addr/{app}/{key}` in real time until
-/// `stop`; returns the wall-clock instant of media time 0.
+/// `stop`; returns the wall-clock instant of media time 0. The RTMP client
+/// is camgate's own restream publisher.
 pub async fn publish(
     addr: SocketAddr,
     app: String,
@@ -118,102 +97,14 @@ pub async fn publish(
     stop: Arc<AtomicBool>,
     started: tokio::sync::oneshot::Sender<Instant>,
 ) -> Result<(), String> {
-    let mut socket = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    socket.set_nodelay(true).ok();
-    let mut hs = Handshake::new(PeerType::Client);
-    let p0p1 = hs
-        .generate_outbound_p0_and_p1()
-        .map_err(|e| format!("{e:?}"))?;
-    socket.write_all(&p0p1).await.map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let rest = loop {
-        let n = socket.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed in handshake".into());
-        }
-        match hs.process_bytes(&buf[..n]).map_err(|e| format!("{e:?}"))? {
-            HandshakeProcessResult::InProgress { response_bytes } => socket
-                .write_all(&response_bytes)
-                .await
-                .map_err(|e| e.to_string())?,
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                socket
-                    .write_all(&response_bytes)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                break remaining_bytes;
-            }
-        }
+    let url = camgate::restream::RtmpUrl {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        app,
+        key,
     };
-    let mut config = ClientSessionConfig::new();
-    config.tc_url = Some(format!("rtmp://{addr}/{app}"));
-    let (mut session, initial) = ClientSession::new(config).map_err(|e| format!("{e:?}"))?;
-    let mut events = Vec::new();
-    apply(&mut socket, initial, &mut events)
-        .await
-        .map_err(|e| e.to_string())?;
-    let r = session
-        .request_connection(app.clone())
-        .map_err(|e| format!("{e:?}"))?;
-    apply(&mut socket, vec![r], &mut events)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut pending = rest;
-    let mut asked_publish = false;
-    // Connect, then publish.
-    loop {
-        if !pending.is_empty() {
-            let r = session
-                .handle_input(&pending)
-                .map_err(|e| format!("{e:?}"))?;
-            apply(&mut socket, r, &mut events)
-                .await
-                .map_err(|e| e.to_string())?;
-            pending.clear();
-        }
-        let mut publishing = false;
-        for e in events.drain(..) {
-            match e {
-                ClientSessionEvent::ConnectionRequestAccepted if !asked_publish => {
-                    asked_publish = true;
-                    let r = session
-                        .request_publishing(key.clone(), PublishRequestType::Live)
-                        .map_err(|e| format!("{e:?}"))?;
-                    if let ClientSessionResult::OutboundResponse(p) = r {
-                        socket
-                            .write_all(&p.bytes)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                }
-                ClientSessionEvent::PublishRequestAccepted => publishing = true,
-                ClientSessionEvent::ConnectionRequestRejected { description } => {
-                    return Err(format!("connect rejected: {description}"));
-                }
-                _ => {}
-            }
-        }
-        if publishing {
-            break;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
-            .await
-            .map_err(|_| "no answer to publish".to_owned())?
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("refused".into());
-        }
-        pending.extend_from_slice(&buf[..n]);
-    }
-    let (mut reader, mut writer) = socket.into_split();
-    // Drain what the server sends (acks) without interpreting it.
-    tokio::spawn(async move {
-        let mut b = vec![0u8; 16 * 1024];
-        while matches!(reader.read(&mut b).await, Ok(n) if n > 0) {}
-    });
+    let mut publisher =
+        camgate::restream::Publisher::connect(&url, Duration::from_secs(10)).await?;
     let t0 = Instant::now();
     let _ = started.send(t0);
     let span = tags.last().map_or(1000, |t| t.timestamp) + 33;
@@ -230,16 +121,10 @@ pub async fn publish(
             let ts = offset + t.timestamp;
             let due = t0 + Duration::from_millis(u64::from(ts));
             tokio::time::sleep_until(due.into()).await;
-            let r = if t.kind == 9 {
-                session.publish_video_data(t.data.clone(), RtmpTimestamp::new(ts), false)
+            if t.kind == 9 {
+                publisher.video(t.data.to_vec(), ts).await?;
             } else {
-                session.publish_audio_data(t.data.clone(), RtmpTimestamp::new(ts), false)
-            }
-            .map_err(|e| format!("{e:?}"))?;
-            if let ClientSessionResult::OutboundResponse(p) = r
-                && writer.write_all(&p.bytes).await.is_err()
-            {
-                return Err("connection lost".into());
+                publisher.audio(t.data.to_vec(), ts).await?;
             }
         }
         offset += span;
@@ -267,11 +152,17 @@ fn free_port() -> u16 {
 impl Nginx {
     /// Starts nginx, or `None` when it or its RTMP module is missing.
     pub fn start(dir: &Path, core: i32, fragment_secs: u32) -> Option<Nginx> {
+        Nginx::start_on(dir, core, fragment_secs, free_port())
+    }
+
+    /// Starts nginx with its RTMP server on `rtmp_port` (a restart on the
+    /// same address).
+    pub fn start_on(dir: &Path, core: i32, fragment_secs: u32, rtmp_port: u16) -> Option<Nginx> {
         let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
         if !module.exists() || crate::which("nginx").is_none() {
             return None;
         }
-        let (rtmp_port, http_port) = (free_port(), free_port());
+        let http_port = free_port();
         let hls = dir.join("hls");
         std::fs::create_dir_all(&hls).ok()?;
         let conf = dir.join("nginx.conf");
@@ -329,6 +220,10 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // The workers too: they would keep the port.
+        for pid in self.pids().into_iter().skip(1) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

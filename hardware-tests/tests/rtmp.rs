@@ -771,3 +771,134 @@ async fn streams_are_listed_counted_and_stopped_through_the_api() {
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();
 }
+
+/// Polls a stream's restreams until the first one shows `status`.
+async fn wait_restream(gw: &Gateway, path: &str, status: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let (_, v) = gw.get_json(path).await;
+        if v["data"][0]["status"] == status {
+            return v["data"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "restream never {status}: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stream_is_restreamed_to_nginx_rtmp_and_resumes_after_nginx_restarts() {
+    use camgate_hardware_tests::bench_rtmp::Nginx;
+    if !peer_available("ffmpeg") || !peer_available("nginx") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("camgate-restream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = camgate_hardware_tests::free_port();
+    let nginx = Nginx::start_on(&dir, 0, 2, port);
+    assert!(
+        nginx.is_some() || std::env::var("CI").as_deref() != Ok("true"),
+        "nginx with libnginx-mod-rtmp is needed (scripts/test installs it)"
+    );
+    let Some(nginx) = nginx else { return };
+
+    let gw = Gateway::start(&[]);
+    let (id, url, _) = create_ingress(&gw, "fwd").await;
+    let mut ffmpeg = push(&url, 60);
+    wait_publishing(&gw, &id).await;
+    let (_, streams) = gw.get_json("/api/v1/apps/live/streams").await;
+    let stream = streams["data"][0]["streamId"]
+        .as_str()
+        .expect("stream")
+        .replace('/', "%2F");
+    let path = format!("/api/v1/apps/live/streams/{stream}/restream");
+
+    // Bad destinations are refused up front, naming the problem.
+    for (body, want) in [
+        (serde_json::json!({ "platform": "youtube" }), "invalid_key"),
+        (
+            serde_json::json!({ "url": "http://127.0.0.1/live/x" }),
+            "invalid_url",
+        ),
+        (
+            serde_json::json!({ "url": "rtmps://127.0.0.1/live/x" }),
+            "invalid_url",
+        ),
+        (
+            serde_json::json!({ "platform": "myspace", "key": "k" }),
+            "invalid_platform",
+        ),
+    ] {
+        let (status, v) = gw
+            .api(reqwest::Method::POST, &path, Some(body.clone()))
+            .await;
+        assert_eq!((status, code(&v).as_str()), (400, want), "{body}: {v}");
+    }
+    let secret = "restreamed-secret-key";
+    let (status, v) = gw
+        .api(
+            reqwest::Method::POST,
+            &path,
+            Some(serde_json::json!({
+                "url": format!("rtmp://127.0.0.1:{port}/live"),
+                "key": secret,
+                "name": "local nginx",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert!(!v.to_string().contains(secret), "key masked: {v}");
+    assert_eq!(
+        v["data"]["url"],
+        format!("rtmp://127.0.0.1:{port}/live/****-key")
+    );
+    let egress = v["data"]["egressId"].as_str().expect("egressId").to_owned();
+    wait_restream(&gw, &path, "active").await;
+
+    // A real RTMP server has the stream: ffprobe reads it back from nginx.
+    let from_nginx = format!("rtmp://127.0.0.1:{port}/live/{secret}");
+    let probed = ffprobe_streams(&from_nginx);
+    assert!(
+        probed.contains("codec_name=h264|width=640|height=360"),
+        "{probed}"
+    );
+    assert!(probed.contains("codec_name=aac"), "{probed}");
+
+    // The destination goes away: camgate retries with the error in plain
+    // words; it comes back: the restream resumes on its own.
+    drop(nginx);
+    let failing = wait_restream(&gw, &path, "retrying").await;
+    assert!(
+        failing["error"]
+            .as_str()
+            .is_some_and(|e| !e.contains(secret)),
+        "{failing}"
+    );
+    let nginx = Nginx::start_on(&dir, 0, 2, port).expect("nginx restarts");
+    let back = wait_restream(&gw, &path, "active").await;
+    assert!(back["retries"].as_u64().unwrap_or(0) >= 1, "{back}");
+    let probed = ffprobe_streams(&from_nginx);
+    assert!(
+        probed.contains("codec_name=h264"),
+        "after the restart: {probed}"
+    );
+    assert!(!gw.log().contains(secret), "the key never reaches the log");
+
+    let (status, _) = gw
+        .api(reqwest::Method::DELETE, &format!("{path}/{egress}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, v) = gw.get_json(&path).await;
+    assert_eq!(v["data"], serde_json::json!([]), "{v}");
+    let (status, v) = gw
+        .api(reqwest::Method::DELETE, &format!("{path}/{egress}"), None)
+        .await;
+    assert_eq!((status, code(&v).as_str()), (404, "restream_not_found"));
+    drop(nginx);
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn code(v: &serde_json::Value) -> String {
+    v["error"]["code"].as_str().unwrap_or_default().to_owned()
+}

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod config;
 pub mod ingress;
 pub mod native;
+pub mod restream;
 pub mod snapshots;
 pub mod stats;
 pub mod streams;

@@ -55,6 +55,7 @@ pub fn routes() -> Routes {
         .merge(super::chat::routes())
         .merge(super::config::routes())
         .merge(super::vods::routes())
+        .merge(super::restream::routes())
         .merge(super::stats::routes())
         .merge(super::tokens::routes())
         .merge(super::ingress::routes())

@@ -34,8 +34,10 @@ pub struct Stream {
 
 impl Stream {
     fn new() -> Stream {
+        let mut packager = Packager::new();
+        packager.tap = Some(tokio::sync::broadcast::channel(1024).0);
         Stream {
-            packager: Mutex::new(Packager::new()),
+            packager: Mutex::new(packager),
             changed: watch::channel(0).0,
             keyframe_asked: Mutex::new(None),
         }
@@ -104,6 +106,11 @@ impl Stream {
 
     fn lock(&self) -> MutexGuard<'_, Packager> {
         self.packager.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every sample from now on (restreams).
+    pub fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<packager::TapSample>> {
+        self.lock().tap.as_ref().map(|t| t.subscribe())
     }
 }
 

@@ -121,6 +121,32 @@ pub struct Packager {
     dropped_discontinuities: u64,
     /// Samples whose timestamps had to be moved forward.
     pub timestamp_fixes: u64,
+    /// Every accepted sample, with its repaired time, for restreams (sent
+    /// only while someone listens).
+    pub tap: Option<tokio::sync::broadcast::Sender<TapSample>>,
+}
+
+/// A sample as a restream sees it: times in milliseconds, increasing.
+#[derive(Debug, Clone)]
+pub enum TapSample {
+    /// An H.264 access unit (Annex B).
+    Video {
+        /// Decode time.
+        dts_ms: u64,
+        /// Composition offset.
+        cts_ms: i32,
+        /// IDR.
+        keyframe: bool,
+        /// The access unit.
+        annex_b: Bytes,
+    },
+    /// A raw AAC frame.
+    Audio {
+        /// Decode time.
+        dts_ms: u64,
+        /// The frame.
+        frame: Bytes,
+    },
 }
 
 impl Default for Packager {
@@ -151,6 +177,7 @@ impl Packager {
             last_duration: FALLBACK_FRAME as u32,
             dropped_discontinuities: 0,
             timestamp_fixes: 0,
+            tap: None,
         }
     }
 
@@ -243,6 +270,14 @@ impl Packager {
         if self.init().is_none() {
             return;
         }
+        if let Some(tap) = self.tap.as_ref().filter(|t| t.receiver_count() > 0) {
+            let _ = tap.send(TapSample::Video {
+                dts_ms: dts / 90,
+                cts_ms,
+                keyframe,
+                annex_b: Bytes::copy_from_slice(annex_b),
+            });
+        }
         let sample = Sample {
             dts,
             duration: 0,
@@ -290,6 +325,12 @@ impl Packager {
             None => from_clock,
         };
         self.next_audio_dts = Some(dts + u64::from(AAC_FRAME));
+        if let Some(tap) = self.tap.as_ref().filter(|t| t.receiver_count() > 0) {
+            let _ = tap.send(TapSample::Audio {
+                dts_ms: dts * 1000 / rate.max(1),
+                frame: Bytes::copy_from_slice(frame),
+            });
+        }
         self.part_audio.push(Sample {
             dts,
             duration: AAC_FRAME,
@@ -449,6 +490,16 @@ impl Packager {
             }
         }
         out
+    }
+
+    /// The current video configuration.
+    pub fn video_params(&self) -> Option<VideoParams> {
+        self.video.clone()
+    }
+
+    /// The current AAC configuration.
+    pub fn audio_config(&self) -> Option<AacConfig> {
+        self.audio.clone()
     }
 
     /// The picture size of the current video configuration.
