@@ -665,7 +665,8 @@ pub async fn delete_files(data_dir: &Path, vod: &VodRow) -> std::io::Result<()> 
 }
 
 /// Runs for the server's life: starts a recording for every live stream
-/// of an app with `recording.always` (once a second), and applies each
+/// of an app with `recording.always`, and for the streams of ingresses
+/// created with `record: true` (once a second); and applies each
 /// app's retention (`recording.retention_days`, `recording.retention_max_gb`)
 /// every ten seconds.
 pub async fn supervise(state: SharedState) {
@@ -686,12 +687,33 @@ pub async fn supervise(state: SharedState) {
             }
         };
         for app in &apps {
-            if app
+            let always = app
                 .setting("recording", "always")
                 .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false)
-            {
-                always_record(&state, app).await;
+                .unwrap_or(false);
+            // Rooms of ingresses created with `record: true`.
+            let rooms: Vec<String> = if always {
+                Vec::new()
+            } else {
+                state
+                    .db
+                    .app_ingresses(app.id)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|i| {
+                        i.options
+                            .as_deref()
+                            .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+                            .and_then(|o| o.get("record").and_then(serde_json::Value::as_bool))
+                            .unwrap_or(false)
+                    })
+                    .map(|i| i.room)
+                    .collect()
+            };
+            if always || !rooms.is_empty() {
+                let only = if always { None } else { Some(&rooms[..]) };
+                always_record(&state, app, only).await;
             }
             if n.is_multiple_of(10) {
                 retention(&state, app).await;
@@ -701,12 +723,15 @@ pub async fn supervise(state: SharedState) {
     }
 }
 
-async fn always_record(state: &SharedState, app: &App) {
+/// Starts recordings for the app's live streams that are not recorded:
+/// all of them, or those in `only` rooms.
+async fn always_record(state: &SharedState, app: &App, only: Option<&[String]>) {
     let live: Vec<String> = state
         .hub
         .rooms()
         .into_iter()
         .filter(|r| r.key().app == app.name && r.publisher().is_some())
+        .filter(|r| only.is_none_or(|rooms| rooms.contains(&r.key().room)))
         .map(|r| r.key().room.clone())
         .collect();
     for room in live {

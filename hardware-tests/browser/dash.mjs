@@ -6,7 +6,7 @@
 // Usage: node dash.mjs <origin> <manifest-url> <token> [--seconds N]
 // Prints one JSON line:
 // {"frames":n,"width":w,"height":h,"periods":p,"currentTimeAdvanced":s,"errors":[...]}
-import { chromium } from 'playwright-core';
+import { launchChromium } from './launch.mjs';
 import { fileURLToPath } from 'node:url';
 
 // dash.js's package exports do not list its UMD bundle: load the file.
@@ -22,15 +22,7 @@ while (args.length) {
   if (a === '--seconds') seconds = Number(args.shift());
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run', '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.goto(origin);

@@ -5,7 +5,7 @@
 // Prints one JSON line:
 // {"frames":n,"width":w,"height":h,"latency":s,"lowLatency":bool,
 //  "currentTimeAdvanced":s,"errors":[...]}
-import { chromium } from 'playwright-core';
+import { launchChromium } from './launch.mjs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -19,15 +19,7 @@ while (args.length) {
   else if (a === '--no-low-latency') lowLatency = false;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run', '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.goto(origin);

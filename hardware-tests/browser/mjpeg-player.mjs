@@ -2,18 +2,10 @@
 // picture in its <img> changes: two canvas reads of the image, 1.5 s apart.
 // Usage: node mjpeg-player.mjs <playerUrl> [screenshot.png]
 // Prints one JSON line: {"width","height","changedPixels","samples","state"}.
-import { chromium } from 'playwright-core';
+import { launchChromium } from './launch.mjs';
 
 const [url, shot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run', '--disable-quic',
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.goto(url);

@@ -10,7 +10,7 @@
 // {"published":bool,"frames":n,"width":w,"height":h,"firstFrameMs":ms,
 //  "audioTracks":n,"videoCodec":"…","state":"…","audioCodec":"…",
 //  "audioPackets":n,"audioEnergy":x}
-import { chromium } from 'playwright-core';
+import { launchChromium } from './launch.mjs';
 
 const args = process.argv.slice(2);
 const origin = args.shift();
@@ -23,15 +23,7 @@ while (args.length) {
   else if (a === '--page') playerPage = args.shift();
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run', '--disable-quic', '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launchChromium();
 const result = { published: false };
 try {
   if (whip) {

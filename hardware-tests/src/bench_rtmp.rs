@@ -158,13 +158,38 @@ impl Nginx {
     /// Starts nginx with its RTMP server on `rtmp_port` (a restart on the
     /// same address).
     pub fn start_on(dir: &Path, core: i32, fragment_secs: u32, rtmp_port: u16) -> Option<Nginx> {
+        let hls = dir.join("hls");
+        std::fs::create_dir_all(&hls).ok()?;
+        let app = format!(
+            "live on; record off; hls on; hls_path {hls};\n\
+             hls_fragment {fragment_secs}s; hls_playlist_length 20s;",
+            hls = hls.display()
+        );
+        Nginx::launch(dir, core, rtmp_port, &app)
+    }
+
+    /// Starts nginx recording every stream of application `live` to FLV
+    /// files in `<dir>/rec` (`record all`), no HLS.
+    pub fn start_recording(dir: &Path, core: i32) -> Option<Nginx> {
+        let rec = dir.join("rec");
+        std::fs::create_dir_all(&rec).ok()?;
+        // nginx's worker drops to `nobody` when started as root.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&rec, std::fs::Permissions::from_mode(0o777)).ok()?;
+        let app = format!(
+            "live on; hls off; record all; record_path {}; record_unique on;",
+            rec.display()
+        );
+        Nginx::launch(dir, core, free_port(), &app)
+    }
+
+    fn launch(dir: &Path, core: i32, rtmp_port: u16, application: &str) -> Option<Nginx> {
         let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
         if !module.exists() || crate::which("nginx").is_none() {
             return None;
         }
         let http_port = free_port();
         let hls = dir.join("hls");
-        std::fs::create_dir_all(&hls).ok()?;
         let conf = dir.join("nginx.conf");
         std::fs::write(
             &conf,
@@ -173,8 +198,7 @@ impl Nginx {
                  daemon off; worker_processes 1; pid {dir}/nginx.pid; error_log {dir}/error.log;\n\
                  events {{ worker_connections 4096; }}\n\
                  rtmp {{ server {{ listen 127.0.0.1:{rtmp_port}; chunk_size 4096;\n\
-                   application live {{ live on; record off; hls on; hls_path {hls};\n\
-                     hls_fragment {fragment_secs}s; hls_playlist_length 20s; }} }} }}\n\
+                   application live {{ {application} }} }} }}\n\
                  http {{ access_log off; server {{ listen 127.0.0.1:{http_port};\n\
                    location /hls/ {{ alias {hls}/; types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }} }} }} }}\n",
                 module = module.display(),

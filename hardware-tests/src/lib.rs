@@ -621,6 +621,30 @@ pub fn clock_ticks_per_sec() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// ffmpeg (Debian's) pushing a 640×360 test pattern with a 440 Hz tone
+/// over RTMP to `url` for `seconds`.
+pub fn ffmpeg_push(url: &str, seconds: u32) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "30", "-c:a", "aac", "-b:a", "64k"])
+        .args(["-t", &seconds.to_string(), "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg")
+}
+
 /// The duration ffprobe reads from a URL's container, in seconds (0 when
 /// it reads none).
 pub fn ffprobe_duration(url: &str) -> f64 {

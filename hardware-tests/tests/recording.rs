@@ -2,39 +2,17 @@
 //! pushes JPEGs; camgate records them to fragmented MP4; ffprobe reads the
 //! files, their HLS playlists and what is left after a `kill -9`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use camgate_hardware_tests::{
-    Gateway, ffprobe_duration, ffprobe_streams, peer_available, spawn_camsim,
+    Gateway, ffmpeg_push as push, ffprobe_duration, ffprobe_streams, peer_available, spawn_camsim,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
 
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_default()
-}
-
-fn push(url: &str, seconds: u32) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-g", "30", "-c:a", "aac", "-b:a", "64k"])
-        .args(["-t", &seconds.to_string(), "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ffmpeg")
 }
 
 /// Waits until the app lists one active stream; returns its `streamId`.
@@ -539,4 +517,106 @@ fn time_now_ymd() -> (i64, i64, i64) {
         it.next().unwrap_or(0),
         it.next().unwrap_or(0),
     )
+}
+
+/// Unmounts a test's tmpfs when the test ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap_or(&self.0));
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_recording_cleanly_and_live_playback_goes_on() {
+    if !peer_available("ffmpeg") || !peer_available("ffprobe") {
+        return;
+    }
+    // The recordings directory on a 512 KiB tmpfs: full after ~2 s of
+    // 2 Mbit/s.
+    let data = std::env::temp_dir().join(format!("camgate-diskfull-{}", std::process::id()));
+    let rec = data.join("recordings");
+    std::fs::create_dir_all(&rec).expect("dir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&rec)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "mounting a tmpfs needs root (CI runs the suite as root)"
+        );
+        return;
+    }
+    let _unmount = Mounted(rec.clone());
+    let gw = Gateway::start_in(data.clone(), &[]);
+    let ingress = gw.create_ingress("full").await;
+    let mut ffmpeg = push(ingress["rtmp_url"].as_str().expect("url"), 60);
+    let stream = live_stream(&gw).await;
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/apps/live/streams/{}/record/start", enc(&stream)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["data"]["vodId"].as_i64().expect("vodId");
+    let vod = wait_vod(&gw, id, "failed").await;
+    assert!(
+        vod["error"].as_str().unwrap_or("").contains("disk full"),
+        "{vod}"
+    );
+    // Live playback never noticed: HLS still plays, the ingress publishes.
+    let probed = ffprobe_streams(&format!("{}/hls/live/live-full/index.m3u8", gw.base));
+    assert!(probed.contains("codec_name=h264"), "{probed}");
+    let (_, v) = gw.get_json("/api/v1/apps/live/streams").await;
+    assert_eq!(v["data"][0]["status"], "active", "{v}");
+    assert_eq!(
+        gw.log().matches("recording failed").count(),
+        1,
+        "logged once"
+    );
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+}
+
+#[tokio::test]
+async fn an_ingress_created_with_record_true_is_recorded_whenever_it_is_live() {
+    if !peer_available("ffmpeg") {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            "/api/v1/apps/live/ingress",
+            Some(json!({ "inputType": "rtmp", "room": "auto", "record": true })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    // Another ingress without it stays unrecorded.
+    let other = gw.create_ingress("plain").await;
+    let mut a = push(v["data"]["rtmp_url"].as_str().expect("url"), 30);
+    let mut b = push(other["rtmp_url"].as_str().expect("url"), 30);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = gw.get_json("/api/v1/apps/live/vods?status=recording").await;
+        if v["total"] == 1 {
+            assert_eq!(v["data"][0]["room"], "live-auto", "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recorded: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, v) = gw.get_json("/api/v1/apps/live/vods").await;
+    assert_eq!(v["total"], 1, "only the ingress asked for it: {v}");
+    for c in [&mut a, &mut b] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }

@@ -6,12 +6,12 @@
 //! affected.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use camgate_hardware_tests::{
-    ADMIN_TOKEN, Gateway, browser_scripts, ffprobe_streams, peer_available, run_node,
-    whep_in_chromium,
+    ADMIN_TOKEN, Gateway, browser_scripts, ffmpeg_push as push, ffprobe_streams, peer_available,
+    run_node, whep_in_chromium,
 };
 
 /// Creates an RTMP ingress for `room`; returns (id, rtmp_url, body).
@@ -22,29 +22,6 @@ async fn create_ingress(gw: &Gateway, room: &str) -> (String, String, serde_json
         d["rtmp_url"].as_str().expect("rtmp_url").to_owned(),
         d,
     )
-}
-
-/// ffmpeg pushing a 640×360 test pattern with a tone for `seconds`.
-fn push(url: &str, seconds: u32) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-g", "30", "-c:a", "aac", "-b:a", "64k"])
-        .args(["-t", &seconds.to_string(), "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ffmpeg")
 }
 
 /// Waits for a child to exit; `None` when it is still running at the end.

@@ -377,6 +377,8 @@ pub struct MintIngress {
     /// RTSP camera quirk: retina's initial sequence number policy
     /// (`default`, `respect`, `ignore-suspicious-values`, `ignore`).
     pub initial_seq: Option<String>,
+    /// camgate: record this ingress's stream whenever it is live.
+    pub record: Option<bool>,
 }
 
 /// Answer of `POST /api/v1/apps/{app}/ingress`, with the seed's field names

@@ -187,7 +187,11 @@ async fn create(
         enable_transcoding: body.enable_transcoding.unwrap_or(false),
         key_last4: Some(stream_key[stream_key.len() - 4..].to_owned()),
         password_hash: stream_password.as_deref().map(hash_secret),
-        options: None,
+        // The one option of a pushed ingress: always record it.
+        options: body
+            .record
+            .filter(|r| *r)
+            .map(|_| r#"{"record":true}"#.to_owned()),
         created_at: now_rfc3339(),
     };
     state
@@ -276,6 +280,7 @@ async fn create_pull(
         poll_fps: body.poll_fps,
         initial_timestamp: body.initial_timestamp.clone(),
         initial_seq: body.initial_seq.clone(),
+        record: body.record.unwrap_or(false),
     };
     let row = IngressRow {
         id: random_id("IN_", 8),

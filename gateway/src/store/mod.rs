@@ -912,6 +912,43 @@ impl Db {
         ))
     }
 
+    /// A page of one app's rows of `table`, only those whose `column` is
+    /// `value` when one is given, newest first by `order`; and the total.
+    /// `table`, `column` and `order` are names fixed by the callers, never
+    /// request text.
+    #[allow(clippy::too_many_arguments)]
+    async fn app_page(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        order: &'static str,
+        app_id: i64,
+        value: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<sqlx::sqlite::SqliteRow>, i64), DbError> {
+        let filter = format!("WHERE app_id = ? AND (? IS NULL OR {column} = ?)");
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {table} {filter}"
+        )))
+        .bind(app_id)
+        .bind(value)
+        .bind(value)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT * FROM {table} {filter} ORDER BY {order} DESC, id DESC LIMIT ? OFFSET ?"
+        )))
+        .bind(app_id)
+        .bind(value)
+        .bind(value)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows, total))
+    }
+
     /// An app's streams, newest first: `status` `active`, `ended` or all
     /// (`None`); and the total.
     pub async fn list_streams(
@@ -921,25 +958,17 @@ impl Db {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<StreamRow>, i64), DbError> {
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM streams WHERE app_id = ? AND (? IS NULL OR status = ?)",
-        )
-        .bind(app_id)
-        .bind(status)
-        .bind(status)
-        .fetch_one(&self.pool)
-        .await?;
-        let rows = sqlx::query(
-            "SELECT * FROM streams WHERE app_id = ? AND (? IS NULL OR status = ?)
-             ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
-        )
-        .bind(app_id)
-        .bind(status)
-        .bind(status)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+        let (rows, total) = self
+            .app_page(
+                "streams",
+                "status",
+                "started_at",
+                app_id,
+                status,
+                limit,
+                offset,
+            )
+            .await?;
         Ok((rows.into_iter().map(stream_from_row).collect(), total))
     }
 
@@ -1096,25 +1125,17 @@ impl Db {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<SnapshotRow>, i64), DbError> {
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM snapshots WHERE app_id = ? AND (? IS NULL OR room = ?)",
-        )
-        .bind(app_id)
-        .bind(room)
-        .bind(room)
-        .fetch_one(&self.pool)
-        .await?;
-        let rows = sqlx::query(
-            "SELECT * FROM snapshots WHERE app_id = ? AND (? IS NULL OR room = ?)
-             ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-        )
-        .bind(app_id)
-        .bind(room)
-        .bind(room)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+        let (rows, total) = self
+            .app_page(
+                "snapshots",
+                "room",
+                "created_at",
+                app_id,
+                room,
+                limit,
+                offset,
+            )
+            .await?;
         Ok((rows.into_iter().map(snapshot_from_row).collect(), total))
     }
 

@@ -45,6 +45,28 @@ enum Cmd {
     /// N 2 Mbit/s H.264 RTSP cameras pulled and relayed to one WHEP viewer
     /// each; the cost of one MJPEG viewer of an H.264 camera vs ffmpeg.
     Rtsp(RtspCli),
+    /// N concurrent recordings of 2 Mbit/s RTMP streams: CPU per recording
+    /// and write amplification, next to nginx-rtmp's `record all`.
+    Record(RecordCli),
+}
+
+#[derive(clap::Args)]
+struct RecordCli {
+    /// Concurrent stream counts to step through.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,20")]
+    streams: Vec<usize>,
+    /// Seconds measured per step.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Bitrate of the input, kbit/s.
+    #[arg(long, default_value_t = 2000)]
+    kbps: u32,
+    /// camgate binary [default: next to this one].
+    #[arg(long)]
+    camgate: Option<std::path::PathBuf>,
+    /// Core for camgate and nginx (this process takes the others).
+    #[arg(long, default_value_t = 0)]
+    pin_core: i32,
 }
 
 #[derive(clap::Args)]
@@ -464,6 +486,168 @@ async fn cpu_of(pids: &[u32], secs: u64) -> f64 {
     (sum(pids) - c0) as f64 / ticks / t0.elapsed().as_secs_f64()
 }
 
+type Publishers = (
+    Arc<AtomicBool>,
+    Vec<tokio::task::JoinHandle<Result<(), String>>>,
+);
+
+/// Real-time RTMP publishers of `tags` to `addr`, app `live`, one per key.
+fn publishers(
+    addr: std::net::SocketAddr,
+    keys: Vec<String>,
+    tags: &Arc<Vec<camgate_hardware_tests::bench_rtmp::Tag>>,
+) -> Publishers {
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = keys
+        .into_iter()
+        .map(|k| {
+            let (tx, _rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(camgate_hardware_tests::bench_rtmp::publish(
+                addr,
+                "live".into(),
+                k,
+                tags.clone(),
+                stop.clone(),
+                tx,
+            ))
+        })
+        .collect();
+    (stop, tasks)
+}
+
+async fn stop_publishers((stop, tasks): Publishers) {
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn record(a: RecordCli) {
+    use camgate_hardware_tests::bench_rtmp::{Nginx, make_input, read_flv};
+    let dir = std::env::temp_dir().join(format!("camgate-bench-rec-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("nginx")).expect("dir");
+    let input = make_input(&dir, 10, a.kbps);
+    let tags = Arc::new(read_flv(&input));
+    let media_secs = f64::from(tags.last().map_or(1000, |t| t.timestamp) + 33) / 1000.0;
+    let input_bps = tags.iter().map(|t| t.data.len() as f64).sum::<f64>() / media_secs;
+    let gw = start_pinned(a.camgate.clone(), a.pin_core, &[]);
+    let rtmp: std::net::SocketAddr = gw
+        .rtmp
+        .trim_start_matches("rtmp://")
+        .parse()
+        .expect("rtmp addr");
+    let nginx = Nginx::start_recording(&dir.join("nginx"), a.pin_core);
+    println!(
+        "camgate-bench record: 720p30 H.264 {} kbit/s + AAC ({:.0} kB/s of FLV tag data) per stream, real-time RTMP publishers; camgate and nginx pinned to core {}",
+        a.kbps,
+        input_bps / 1000.0,
+        a.pin_core
+    );
+    let mut rows = Vec::new();
+    for &n in &a.streams {
+        let mut keys = Vec::new();
+        for i in 0..n {
+            keys.push(create_ingress(&gw, &format!("rec{n}x{i}")).await);
+        }
+        let pubs = publishers(rtmp, keys, &tags);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let live = cpu_of(&[gw.pid()], a.seconds).await;
+        let mut vods = Vec::new();
+        for i in 0..n {
+            let (status, v) = gw
+                .api(
+                    reqwest::Method::POST,
+                    "/api/v1/apps/live/recording/start",
+                    Some(serde_json::json!({ "roomName": format!("rec{n}x{i}") })),
+                )
+                .await;
+            assert_eq!(status, 201, "{v}");
+            vods.push(v["data"]["vodId"].as_i64().expect("vodId"));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let recording = cpu_of(&[gw.pid()], a.seconds).await;
+        let (mut bytes, mut secs) = (0.0, 0.0);
+        for id in &vods {
+            gw.api(
+                reqwest::Method::POST,
+                &format!("/api/v1/apps/live/recording/{id}/stop"),
+                None,
+            )
+            .await;
+        }
+        for id in &vods {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let (_, v) = gw.get_json(&format!("/api/v1/apps/live/vods/{id}")).await;
+                if v["data"]["status"] == "ready" {
+                    bytes += v["data"]["sizeBytes"].as_f64().unwrap_or(0.0);
+                    secs += v["data"]["durationS"].as_f64().unwrap_or(0.0);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "VOD {id} never ready: {v}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            gw.api(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/apps/live/vods/{id}"),
+                None,
+            )
+            .await;
+        }
+        stop_publishers(pubs).await;
+        let per = (recording - live).max(0.0) / n as f64;
+        let amplification = bytes / (input_bps * secs).max(1.0);
+        print!(
+            "  {n:3} streams: camgate live {live:.3} cores, recording {recording:.3} cores (+{:.2} mcores per recording), wrote {:.1} MB for {secs:.0} s of media, write amplification {amplification:.3}",
+            1000.0 * per,
+            bytes / 1e6
+        );
+        let mut row = serde_json::json!({
+            "streams": n, "camgateLiveCores": live, "camgateRecordingCores": recording,
+            "camgateWriteAmplification": amplification,
+        });
+        if let Some(ng) = &nginx {
+            let keys: Vec<String> = (0..n).map(|i| format!("rec{n}x{i}")).collect();
+            let rec_dir = dir.join("nginx/rec");
+            let before: u64 = dir_bytes(&rec_dir);
+            let pubs = publishers(ng.rtmp, keys, &tags);
+            let t0 = Instant::now();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let c = cpu_of(&ng.pids(), a.seconds).await;
+            stop_publishers(pubs).await;
+            let elapsed = t0.elapsed().as_secs_f64();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let written = dir_bytes(&rec_dir).saturating_sub(before) as f64;
+            let nginx_amp = written / (input_bps * elapsed * n as f64);
+            println!(
+                "; nginx-rtmp record all {c:.3} cores, write amplification {nginx_amp:.3}; camgate/nginx CPU = {:.2}",
+                recording / c.max(1e-9)
+            );
+            for f in std::fs::read_dir(&rec_dir).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_file(f.path());
+            }
+            row["nginxCores"] = serde_json::json!(c);
+            row["nginxWriteAmplification"] = serde_json::json!(nginx_amp);
+        } else {
+            println!("; nginx-rtmp not installed");
+        }
+        rows.push(row);
+    }
+    println!("{}", serde_json::json!({ "record": rows }));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 async fn rtmp_hls(a: RtmpHlsCli) {
     use camgate_hardware_tests::bench_rtmp::{
         Nginx, availability, make_input, publish, read_flv, watch_playlist, whep_latency,
@@ -566,24 +750,7 @@ async fn rtmp_hls(a: RtmpHlsCli) {
         for i in 0..n {
             keys.push(create_ingress(&gw, &format!("cpu{n}x{i}")).await);
         }
-        let run = |addr: std::net::SocketAddr, keys: Vec<String>| {
-            let stop = Arc::new(AtomicBool::new(false));
-            let tasks: Vec<_> = keys
-                .into_iter()
-                .map(|k| {
-                    let (tx, _rx) = tokio::sync::oneshot::channel();
-                    tokio::spawn(publish(
-                        addr,
-                        "live".into(),
-                        k,
-                        tags.clone(),
-                        stop.clone(),
-                        tx,
-                    ))
-                })
-                .collect();
-            (stop, tasks)
-        };
+        let run = |addr, keys| publishers(addr, keys, &tags);
         let (stop, tasks) = run(rtmp, keys);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let cg = cpu_of(&[gw.pid()], a.seconds).await;
@@ -638,6 +805,7 @@ async fn main() {
     match Cli::parse().cmd {
         Cmd::Mjpeg(a) => mjpeg(a).await,
         Cmd::RtmpHls(a) => rtmp_hls(a).await,
+        Cmd::Record(a) => record(a).await,
         Cmd::Rtsp(a) => {
             let gw = start_pinned(a.camgate.clone(), a.pin_core, &[]);
             camgate_hardware_tests::bench_rtsp::run(

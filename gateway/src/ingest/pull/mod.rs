@@ -41,6 +41,8 @@ pub struct PullOptions {
     pub initial_timestamp: Option<String>,
     /// retina's initial sequence number policy (camera quirk).
     pub initial_seq: Option<String>,
+    /// Record the stream whenever it is live (any ingress type).
+    pub record: bool,
 }
 
 /// Why an attempt ended, in the words the API shows.
