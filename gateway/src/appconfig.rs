@@ -376,6 +376,8 @@ pub struct AppFile {
     pub room_prefix: Option<String>,
     /// Live publishers allowed at once (0 = unlimited).
     pub max_concurrent_streams: Option<u32>,
+    /// Restream GB per calendar month (0 = unlimited).
+    pub max_egress_gb_month: Option<f64>,
     /// `[recording]`.
     pub recording: Option<FileRecording>,
     /// `[callbacks]`.
@@ -536,6 +538,14 @@ pub fn apply_file(
     if let Some(m) = file.max_concurrent_streams {
         app.max_concurrent_streams = i64::from(m);
     }
+    if let Some(g) = file.max_egress_gb_month
+        && !(0.0..=1_000_000.0).contains(&g)
+    {
+        return Err(invalid(
+            "max_egress_gb_month",
+            "0..=1000000 (0 = unlimited)",
+        ));
+    }
     let media = file.media(&MediaConfig::from_settings(&app.settings));
     media.validate()?;
     let mut settings = app.settings.clone();
@@ -621,6 +631,9 @@ pub fn apply_file(
         app.public_playback = flags.public_playback;
         app.hidden_qc = flags.hidden_qc;
         settings["features"] = serde_json::to_value(flags).unwrap_or_default();
+    }
+    if let Some(g) = file.max_egress_gb_month {
+        settings["quotas"] = json!({ "max_egress_gb_month": g });
     }
     media.store(&mut settings);
     app.settings = settings;

@@ -103,6 +103,19 @@ impl RtmpUrl {
     }
 }
 
+/// An app's restream quota, GB per month (0 = unlimited).
+pub fn egress_limit_gb(app: &crate::store::App) -> f64 {
+    app.setting("quotas", "max_egress_gb_month")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0)
+}
+
+/// The calendar month (UTC) egress is counted in: `YYYY-MM`.
+pub fn month() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!("{:04}-{:02}", t.year(), u8::from(t.month()))
+}
+
 /// The preset ingest URL of a platform, for a key.
 pub fn preset(platform: &str, key: &str) -> Option<String> {
     let base = match platform {
@@ -501,6 +514,7 @@ enum Ended {
     Stopped,
     Completed,
     Shutdown,
+    Quota(String),
     Lost(String),
 }
 
@@ -535,6 +549,7 @@ async fn run(
                     state.webhooks.emit(&target.app, "restream_started", e);
                 }
                 forward(
+                    &state,
                     &stream,
                     rx,
                     p,
@@ -551,6 +566,14 @@ async fn run(
             Ended::Stopped => break "stopped_by_user",
             Ended::Completed => break "completed",
             Ended::Shutdown => break "aborted",
+            Ended::Quota(error) => {
+                warn!(app = %target.app, egress = %target.egress_id, %error, "restream stopped");
+                let mut e = target.event();
+                e["error"] = json!(error);
+                e["retries"] = json!(target.retries.load(Ordering::Relaxed));
+                state.webhooks.emit(&target.app, "restream_failed", e);
+                break "aborted";
+            }
             Ended::Lost(error) => {
                 let retries = target.retries.fetch_add(1, Ordering::Relaxed) + 1;
                 warn!(app = %target.app, egress = %target.egress_id, url = %target.url, %error, retries, "restream failed; retrying");
@@ -577,7 +600,39 @@ async fn run(
 
 /// Forwards tapped samples until the destination fails, the stream ends
 /// or the restream is stopped.
+/// Adds what was sent since the last call to the app's month; ends the
+/// restream when the app's egress quota is used up.
+async fn count_egress(
+    state: &SharedState,
+    target: &Target,
+    counted: &mut u64,
+    sent: u64,
+) -> Option<Ended> {
+    let delta = sent.saturating_sub(*counted);
+    *counted = sent;
+    let month = month();
+    if delta > 0
+        && let Err(e) = state
+            .db
+            .add_egress(target.app_id, &month, delta as i64)
+            .await
+    {
+        warn!(error = %e, "could not count restream bytes");
+    }
+    let app = state.db.app_by_id(target.app_id).await.ok()??;
+    let limit = egress_limit_gb(&app);
+    let used = state.db.egress(target.app_id, &month).await.ok()?;
+    (limit > 0.0 && used as f64 >= limit * 1e9).then(|| {
+        Ended::Quota(format!(
+            "egress quota used up: {:.3} GB of {limit} GB this month",
+            used as f64 / 1e9
+        ))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn forward(
+    state: &SharedState,
     stream: &crate::hls::Stream,
     mut rx: broadcast::Receiver<TapSample>,
     mut p: Publisher,
@@ -590,6 +645,7 @@ async fn forward(
     let mut sent_audio: Option<camgate_protocols::flv::AacConfig> = None;
     let mut base: Option<u64> = None;
     let mut synced = false;
+    let mut counted = 0u64;
     let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {
         let sample = tokio::select! {
@@ -599,6 +655,9 @@ async fn forward(
                 keep_alive();
                 if stream.with(|p| p.ended()) {
                     return Ended::Completed;
+                }
+                if let Some(over) = count_egress(state, target, &mut counted, p.sent).await {
+                    return over;
                 }
                 continue;
             }

@@ -870,6 +870,31 @@ async fn a_stream_is_restreamed_to_nginx_rtmp_and_resumes_after_nginx_restarts()
         .api(reqwest::Method::DELETE, &format!("{path}/{egress}"), None)
         .await;
     assert_eq!((status, code(&v).as_str()), (404, "restream_not_found"));
+
+    // The egress quota: what was sent is counted for the month; once it is
+    // used up a new destination is refused with 429 quota_exceeded.
+    let (_, stats) = gw.get_json("/api/v1/apps/live/stats").await;
+    assert!(
+        stats["data"]["egress"]["bytes"].as_u64().unwrap_or(0) > 100_000,
+        "{stats}"
+    );
+    let (status, v) = gw
+        .api(
+            reqwest::Method::PATCH,
+            "/api/v1/apps/live",
+            Some(serde_json::json!({ "maxEgressGbMonth": 0.00001 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["maxEgressGbMonth"], 0.00001);
+    let (status, v) = gw
+        .api(
+            reqwest::Method::POST,
+            &path,
+            Some(serde_json::json!({ "url": format!("rtmp://127.0.0.1:{port}/live/again") })),
+        )
+        .await;
+    assert_eq!((status, code(&v).as_str()), (429, "quota_exceeded"), "{v}");
     drop(nginx);
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();

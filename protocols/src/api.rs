@@ -577,6 +577,8 @@ pub struct AppRecord {
     pub callback_secret_set: bool,
     /// camgate: live publishers allowed at once (0 = unlimited).
     pub max_concurrent_streams: i64,
+    /// Restream bytes allowed per calendar month, GB (0 = unlimited).
+    pub max_egress_gb_month: f64,
 }
 
 /// Body of `POST /api/v1/apps`.
@@ -619,6 +621,8 @@ pub struct PatchApp {
     pub features: Option<PatchFeatures>,
     /// camgate: live publishers allowed at once in the app (0 = unlimited).
     pub max_concurrent_streams: Option<u32>,
+    /// Restream bytes allowed per calendar month, GB (0 = unlimited).
+    pub max_egress_gb_month: Option<f64>,
 }
 
 /// The reference's app name rule: `^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$`.

@@ -216,6 +216,7 @@ fn record(app: &App) -> AppRecord {
             .to_owned(),
         callback_secret_set: secret_set,
         max_concurrent_streams: app.max_concurrent_streams,
+        max_egress_gb_month: crate::restream::egress_limit_gb(app),
     }
 }
 
@@ -361,6 +362,17 @@ async fn patch(
     }
     if let Some(m) = body.max_concurrent_streams {
         app.max_concurrent_streams = i64::from(m);
+    }
+    if let Some(g) = body.max_egress_gb_month {
+        if !(0.0..=1_000_000.0).contains(&g) {
+            return Err(ApiError::bad_request(
+                "invalid_max_egress_gb_month",
+                "maxEgressGbMonth must be 0..=1000000 (0 = unlimited)",
+            ));
+        }
+        if let Some(o) = app.settings.as_object_mut() {
+            o.insert("quotas".into(), json!({ "max_egress_gb_month": g }));
+        }
     }
     if let Some(o) = app.settings.as_object_mut() {
         if !recording.is_empty() {

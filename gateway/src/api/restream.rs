@@ -111,6 +111,19 @@ async fn start(
         }
     };
     let url = RtmpUrl::parse(&full).map_err(|m| bad("invalid_url", m))?;
+    // The reference's egress quota (maxEgressGbMonth), per app here.
+    let limit = crate::restream::egress_limit_gb(&app);
+    let used = state.db.egress(app.id, &crate::restream::month()).await?;
+    if limit > 0.0 && used as f64 >= limit * 1e9 {
+        return Err(ApiError::status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            format!(
+                "egress quota used up: {:.3} GB of {limit} GB this month",
+                used as f64 / 1e9
+            ),
+        ));
+    }
     let stream = super::streams::load(&state, &app, &id).await?;
     let key = RoomKey {
         app: app.name.clone(),

@@ -289,6 +289,7 @@ async fn app_stats(
     let (_, streams_total) = state.db.list_streams(app.id, None, 1, 0).await?;
     let (_, snapshots) = state.db.list_snapshots(app.id, None, 1, 0).await?;
     let (_, ingresses) = state.db.list_ingresses(app.id, None, None, 1, 0).await?;
+    let (vods, vod_bytes) = state.db.vod_usage(app.id).await?;
     let v = json!({
         "ts": crate::auth::now_rfc3339(),
         "app": app.name,
@@ -297,7 +298,13 @@ async fn app_stats(
         "streams": { "total": streams_total },
         "ingress": { "total": ingresses },
         "snapshots": { "total": snapshots },
-        "vod": { "total": 0, "bytes": 0 },
+        "vod": { "total": vods, "bytes": vod_bytes },
+        "egress": {
+            "month": crate::restream::month(),
+            "bytes": state.db.egress(app.id, &crate::restream::month()).await?,
+            "limitGb": crate::restream::egress_limit_gb(&app),
+            "restreams": state.restreams.count_app(app.id),
+        },
     });
     state
         .stats_cache

@@ -1412,6 +1412,31 @@ impl Db {
         Ok(rows.into_iter().map(vod_from_row).collect())
     }
 
+    /// Adds restream bytes to an app's month (`YYYY-MM`).
+    pub async fn add_egress(&self, app_id: i64, month: &str, bytes: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO egress_usage (app_id, month, bytes) VALUES (?, ?, ?)
+             ON CONFLICT(app_id, month) DO UPDATE SET bytes = bytes + excluded.bytes",
+        )
+        .bind(app_id)
+        .bind(month)
+        .bind(bytes)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An app's restream bytes in a month.
+    pub async fn egress(&self, app_id: i64, month: &str) -> Result<i64, DbError> {
+        let bytes: Option<i64> =
+            sqlx::query_scalar("SELECT bytes FROM egress_usage WHERE app_id = ? AND month = ?")
+                .bind(app_id)
+                .bind(month)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(bytes.unwrap_or(0))
+    }
+
     /// Deletes a VOD row.
     pub async fn delete_vod(&self, app_id: i64, id: i64) -> Result<bool, DbError> {
         let r = sqlx::query("DELETE FROM vods WHERE app_id = ? AND id = ?")
