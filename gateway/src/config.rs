@@ -32,6 +32,17 @@ pub struct Config {
     /// Directory of app files (`<name>.toml`), read at start and on
     /// `POST /api/v1/apps/{app}/reload`; default `<data_dir>/apps`.
     pub apps_dir: Option<PathBuf>,
+    /// Restream destinations.
+    pub restream: RestreamConfig,
+}
+
+/// Restream destinations.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestreamConfig {
+    /// PEM file of CA certificates trusted for `rtmps://` destinations, in
+    /// addition to the Mozilla roots (a private RTMPS server).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// MJPEG output of H.264 streams.
@@ -159,6 +170,7 @@ impl Default for Config {
             pull: PullConfig::default(),
             mjpeg: MjpegConfig::default(),
             apps_dir: None,
+            restream: RestreamConfig::default(),
         }
     }
 }

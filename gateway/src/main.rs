@@ -94,6 +94,10 @@ struct ServeArgs {
     /// Directory of app files `<name>.toml` [default: <data-dir>/apps].
     #[arg(long, env = "CAMGATE_APPS_DIR")]
     apps_dir: Option<PathBuf>,
+    /// PEM CA certificates trusted for rtmps:// restream destinations, in
+    /// addition to the Mozilla roots.
+    #[arg(long, env = "CAMGATE_RESTREAM_CA_FILE")]
+    restream_ca_file: Option<PathBuf>,
 }
 
 fn load(args: ServeArgs) -> Result<Config, String> {
@@ -116,6 +120,7 @@ fn load(args: ServeArgs) -> Result<Config, String> {
     set!(
         data_dir => data_dir,
         apps_dir => apps_dir,
+        restream_ca_file => restream.ca_file,
         http => http,
         trust_forwarded => trust_forwarded,
         ws_handshakes_per_minute => ws_ingest.handshakes_per_minute,

@@ -12,8 +12,9 @@
 //! (`completed`). URLs and keys are masked in every answer, callback and
 //! log line.
 //!
-//! `rtmps://` (Facebook's preset) is refused for now: it needs a TLS
-//! client on the RTMP socket.
+//! `rtmps://` (Facebook's preset) runs the same session over TLS (rustls
+//! with the Mozilla roots of webpki-roots, plus an operator's own CA file,
+//! `restream.ca_file`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,7 +31,6 @@ use rml_rtmp::time::RtmpTimestamp;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
@@ -40,6 +40,8 @@ use crate::server::SharedState;
 /// An RTMP destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtmpUrl {
+    /// `rtmps://`: RTMP over TLS.
+    pub tls: bool,
     /// Host name or address.
     pub host: String,
     /// Port (1935 when not given).
@@ -51,20 +53,22 @@ pub struct RtmpUrl {
 }
 
 impl RtmpUrl {
-    /// Parses `rtmp://host[:port]/app[/more]/key`.
+    /// Parses `rtmp[s]://host[:port]/app[/more]/key`.
     pub fn parse(url: &str) -> Result<RtmpUrl, &'static str> {
-        if url.starts_with("rtmps://") {
-            return Err("rtmps:// is not supported yet; use an rtmp:// endpoint");
-        }
-        let rest = url
-            .strip_prefix("rtmp://")
-            .ok_or("the URL must start with rtmp://")?;
+        let (tls, rest) = match url.strip_prefix("rtmps://") {
+            Some(rest) => (true, rest),
+            None => (
+                false,
+                url.strip_prefix("rtmp://")
+                    .ok_or("the URL must start with rtmp:// or rtmps://")?,
+            ),
+        };
         let (authority, path) = rest.split_once('/').ok_or("the URL has no application")?;
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) if !h.contains(']') || h.ends_with(']') => {
                 (h, p.parse().map_err(|_| "the URL's port is not a number")?)
             }
-            _ => (authority, 1935),
+            _ => (authority, if tls { 443 } else { 1935 }),
         };
         if host.is_empty() || authority.contains('@') {
             return Err("the URL needs a host (and no credentials)");
@@ -76,6 +80,7 @@ impl RtmpUrl {
             return Err("the URL needs /app/streamKey");
         }
         Ok(RtmpUrl {
+            tls,
             host: host.trim_matches(['[', ']']).to_owned(),
             port,
             app: app.to_owned(),
@@ -94,12 +99,17 @@ impl RtmpUrl {
             .into_iter()
             .rev()
             .collect();
-        let port = if self.port == 1935 {
+        let (scheme, default) = if self.tls {
+            ("rtmps", 443)
+        } else {
+            ("rtmp", 1935)
+        };
+        let port = if self.port == default {
             String::new()
         } else {
             format!(":{}", self.port)
         };
-        format!("rtmp://{}{port}/{}/****{tail}", self.host, self.app)
+        format!("{scheme}://{}{port}/{}/****{tail}", self.host, self.app)
     }
 }
 
@@ -174,10 +184,39 @@ pub fn aac_frame(frame: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A byte stream an RTMP session runs on: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// The TLS client of `rtmps://`: the Mozilla roots, plus the certificates of
+/// `ca_file` (PEM) when an operator gives one.
+pub fn tls_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_rustls::rustls::ClientConfig, String> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("restream CA file {}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("restream CA file {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("restream CA file {}: {e}", path.display()))?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// An RTMP client session that publishes.
 pub struct Publisher {
     session: ClientSession,
-    writer: OwnedWriteHalf,
+    writer: tokio::io::WriteHalf<Box<dyn Io>>,
     /// Bytes written to the socket.
     pub sent: u64,
 }
@@ -191,7 +230,7 @@ impl std::fmt::Debug for Publisher {
 }
 
 async fn apply(
-    socket: &mut TcpStream,
+    socket: &mut (impl tokio::io::AsyncWrite + Unpin),
     results: Vec<ClientSessionResult>,
     events: &mut Vec<ClientSessionEvent>,
 ) -> std::io::Result<()> {
@@ -207,24 +246,44 @@ async fn apply(
 
 impl Publisher {
     /// Connects, shakes hands, and asks to publish `url.key` in `url.app`;
-    /// fails with a plain-words error (never containing the key).
-    pub async fn connect(url: &RtmpUrl, timeout: Duration) -> Result<Publisher, String> {
-        tokio::time::timeout(timeout, Self::connect_inner(url))
+    /// fails with a plain-words error (never containing the key). `tls` is
+    /// the client configuration of `rtmps://` destinations.
+    pub async fn connect(
+        url: &RtmpUrl,
+        tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+        timeout: Duration,
+    ) -> Result<Publisher, String> {
+        tokio::time::timeout(timeout, Self::connect_inner(url, tls))
             .await
             .map_err(|_| "the destination did not answer in time".to_owned())?
     }
 
-    async fn connect_inner(url: &RtmpUrl) -> Result<Publisher, String> {
+    async fn connect_inner(
+        url: &RtmpUrl,
+        tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    ) -> Result<Publisher, String> {
         let io = |e: std::io::Error| format!("connection: {}", e.kind());
         let addr = tokio::net::lookup_host((url.host.as_str(), url.port))
             .await
             .map_err(|_| "the destination's host does not resolve".to_owned())?
             .next()
             .ok_or("the destination's host does not resolve")?;
-        let mut socket = TcpStream::connect::<SocketAddr>(addr)
+        let tcp = TcpStream::connect::<SocketAddr>(addr)
             .await
             .map_err(|e| format!("unreachable ({})", e.kind()))?;
-        socket.set_nodelay(true).ok();
+        tcp.set_nodelay(true).ok();
+        let mut socket: Box<dyn Io> = if url.tls {
+            let config = tls.ok_or("rtmps:// needs a TLS configuration")?;
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(url.host.clone())
+                .map_err(|_| "the destination's host is not a valid TLS name".to_owned())?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
         let mut hs = Handshake::new(PeerType::Client);
         let p0p1 = hs
             .generate_outbound_p0_and_p1()
@@ -300,7 +359,7 @@ impl Publisher {
             }
             pending.extend_from_slice(&buf[..n]);
         }
-        let (mut reader, writer) = socket.into_split();
+        let (mut reader, writer) = tokio::io::split(socket);
         // What the destination sends from now on (acks, pings) is read
         // and dropped so its window never blocks it.
         tokio::spawn(async move {
@@ -537,7 +596,8 @@ async fn run(
         let Some(rx) = stream.subscribe() else {
             break "aborted";
         };
-        let ended = match Publisher::connect(&url, Duration::from_secs(10)).await {
+        let tls = url.tls.then(|| state.restream_tls.clone());
+        let ended = match Publisher::connect(&url, tls, Duration::from_secs(10)).await {
             Ok(p) => {
                 target.set("active", None);
                 backoff = Duration::from_secs(1);
@@ -739,7 +799,12 @@ mod tests {
             (19350, "live/app2", "key?x=1")
         );
         assert!(!u.masked().contains("key?"));
-        assert!(RtmpUrl::parse("rtmps://x/app/k").is_err());
+        let u =
+            RtmpUrl::parse("rtmps://live-api-s.facebook.com:443/rtmp/FB-123-abcd").expect("rtmps");
+        assert!(u.tls);
+        assert_eq!(u.port, 443);
+        assert_eq!(u.masked(), "rtmps://live-api-s.facebook.com/rtmp/****abcd");
+        assert_eq!(RtmpUrl::parse("rtmps://x/app/k").map(|u| u.port), Ok(443));
         assert!(RtmpUrl::parse("http://x/app/k").is_err());
         assert!(RtmpUrl::parse("rtmp://x/k").is_err());
         assert!(RtmpUrl::parse("rtmp://user:pw@x/app/k").is_err());

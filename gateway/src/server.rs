@@ -66,6 +66,8 @@ pub struct AppState {
     pub recorders: crate::record::Recorders,
     /// Restreams running.
     pub restreams: crate::restream::Restreams,
+    /// The TLS client of `rtmps://` restream destinations.
+    pub restream_tls: Arc<tokio_rustls::rustls::ClientConfig>,
 }
 
 /// How handlers hold the state.
@@ -197,8 +199,8 @@ pub enum ServeError {
     /// The listener failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// An app file is invalid (file and key named).
-    #[error("app config: {0}")]
+    /// An app file (or another file the config names) is invalid.
+    #[error("config: {0}")]
     AppFile(String),
     /// The admin token from the environment is unusable.
     #[error("CAMGATE_ADMIN_TOKEN must be at least 16 characters")]
@@ -264,6 +266,10 @@ impl Server {
         let rtmp_listener = TcpListener::bind(config.rtmp).await?;
         let rtmp_addr = rtmp_listener.local_addr()?;
         let keys = Keyring::open(&config.data_dir)?;
+        let restream_tls = Arc::new(
+            crate::restream::tls_config(config.restream.ca_file.as_deref())
+                .map_err(ServeError::AppFile)?,
+        );
         let (media, sfu_events) =
             Media::start(config.webrtc.udp, config.webrtc.ips.clone()).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
@@ -286,6 +292,7 @@ impl Server {
             rtmp_addr,
             recorders: Default::default(),
             restreams: Default::default(),
+            restream_tls,
         });
         let recovered = crate::record::recover(&state).await?;
         if recovered > 0 {

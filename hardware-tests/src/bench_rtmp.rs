@@ -98,13 +98,14 @@ pub async fn publish(
     started: tokio::sync::oneshot::Sender<Instant>,
 ) -> Result<(), String> {
     let url = camgate::restream::RtmpUrl {
+        tls: false,
         host: addr.ip().to_string(),
         port: addr.port(),
         app,
         key,
     };
     let mut publisher =
-        camgate::restream::Publisher::connect(&url, Duration::from_secs(10)).await?;
+        camgate::restream::Publisher::connect(&url, None, Duration::from_secs(10)).await?;
     let t0 = Instant::now();
     let _ = started.send(t0);
     let span = tags.last().map_or(1000, |t| t.timestamp) + 33;
@@ -183,7 +184,45 @@ impl Nginx {
         Nginx::launch(dir, core, free_port(), &app)
     }
 
+    /// Starts nginx-rtmp (application `live`) behind a TLS terminator
+    /// (nginx's stream module) on the returned port: an `rtmps://` server
+    /// with `cert` and `key` (PEM files).
+    pub fn start_rtmps(dir: &Path, core: i32, cert: &Path, key: &Path) -> Option<(Nginx, u16)> {
+        let stream_module = Path::new("/usr/lib/nginx/modules/ngx_stream_module.so");
+        if !stream_module.exists() {
+            return None;
+        }
+        let (rtmp_port, tls_port) = (free_port(), free_port());
+        let extra = format!(
+            "stream {{ server {{ listen 127.0.0.1:{tls_port} ssl;\n\
+               ssl_certificate {cert}; ssl_certificate_key {key};\n\
+               proxy_pass 127.0.0.1:{rtmp_port}; }} }}\n",
+            cert = cert.display(),
+            key = key.display(),
+        );
+        let nginx = Nginx::launch_with(
+            dir,
+            core,
+            rtmp_port,
+            "live on; record off; hls off;",
+            &format!("load_module {};\n", stream_module.display()),
+            &extra,
+        )?;
+        Some((nginx, tls_port))
+    }
+
     fn launch(dir: &Path, core: i32, rtmp_port: u16, application: &str) -> Option<Nginx> {
+        Nginx::launch_with(dir, core, rtmp_port, application, "", "")
+    }
+
+    fn launch_with(
+        dir: &Path,
+        core: i32,
+        rtmp_port: u16,
+        application: &str,
+        modules: &str,
+        extra: &str,
+    ) -> Option<Nginx> {
         let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
         if !module.exists() || crate::which("nginx").is_none() {
             return None;
@@ -194,13 +233,13 @@ impl Nginx {
         std::fs::write(
             &conf,
             format!(
-                "load_module {module};\n\
+                "load_module {module};\n{modules}\
                  daemon off; worker_processes 1; pid {dir}/nginx.pid; error_log {dir}/error.log;\n\
                  events {{ worker_connections 4096; }}\n\
                  rtmp {{ server {{ listen 127.0.0.1:{rtmp_port}; chunk_size 4096;\n\
                    application live {{ {application} }} }} }}\n\
                  http {{ access_log off; server {{ listen 127.0.0.1:{http_port};\n\
-                   location /hls/ {{ alias {hls}/; types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }} }} }} }}\n",
+                   location /hls/ {{ alias {hls}/; types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }} }} }} }}\n{extra}",
                 module = module.display(),
                 dir = dir.display(),
                 hls = hls.display(),

@@ -6,7 +6,7 @@
 //! affected.
 
 use std::io::{Read, Write};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use camgate_hardware_tests::{
@@ -903,4 +903,126 @@ async fn a_stream_is_restreamed_to_nginx_rtmp_and_resumes_after_nginx_restarts()
 
 fn code(v: &serde_json::Value) -> String {
     v["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (openssl).
+fn test_pki(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=camgate test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[tokio::test]
+async fn a_stream_is_restreamed_over_rtmps_to_a_server_with_a_private_ca() {
+    use camgate_hardware_tests::bench_rtmp::Nginx;
+    if !peer_available("ffmpeg") || !peer_available("nginx") || !peer_available("openssl") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("camgate-rtmps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (ca, cert, key) = test_pki(&dir);
+    let server = Nginx::start_rtmps(&dir, 0, &cert, &key);
+    assert!(
+        server.is_some() || std::env::var("CI").as_deref() != Ok("true"),
+        "nginx with its rtmp and stream modules is needed (scripts/test installs them)"
+    );
+    let Some((nginx, tls_port)) = server else {
+        return;
+    };
+    let ca = ca.to_str().expect("utf-8").to_owned();
+    let gw = Gateway::start(&["--restream-ca-file", &ca]);
+    let (id, url, _) = create_ingress(&gw, "tls").await;
+    let mut ffmpeg = push(&url, 60);
+    wait_publishing(&gw, &id).await;
+    let (_, streams) = gw.get_json("/api/v1/apps/live/streams").await;
+    let stream = streams["data"][0]["streamId"]
+        .as_str()
+        .expect("stream")
+        .replace('/', "%2F");
+    let path = format!("/api/v1/apps/live/streams/{stream}/restream");
+    let (status, v) = gw
+        .api(
+            reqwest::Method::POST,
+            &path,
+            Some(
+                serde_json::json!({ "url": format!("rtmps://127.0.0.1:{tls_port}/live/over-tls") }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert!(
+        v["data"]["url"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("rtmps://"),
+        "{v}"
+    );
+    wait_restream(&gw, &path, "active").await;
+    // Behind the TLS terminator, nginx-rtmp has the stream.
+    let probed = ffprobe_streams(&format!("rtmp://{}/live/over-tls", nginx.rtmp));
+    assert!(
+        probed.contains("codec_name=h264|width=640|height=360"),
+        "{probed}"
+    );
+    drop(nginx);
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
