@@ -545,3 +545,55 @@ async fn mjpeg_and_g711_cameras_are_pulled_over_rtsp_and_http() {
     let _ = esp32.kill();
     let _ = esp32.wait();
 }
+
+#[tokio::test]
+async fn a_pulled_rtsp_camera_is_recorded_with_its_audio() {
+    let Some(camera) = RtspCamera::start(0, Some(CREDS)) else {
+        return;
+    };
+    let gw = Gateway::start(&[]);
+    let row = pull(
+        &gw,
+        "drive",
+        serde_json::json!({ "url": camera.url(Some(CREDS), "h264aac"), "record": true }),
+    )
+    .await;
+    gw.wait_ingress("live", &id(&row), "publishing", Duration::from_secs(20))
+        .await;
+    // `record: true`: the ingress is recorded without being asked.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let vod_id = loop {
+        let (_, v) = gw.get_json("/api/v1/apps/live/vods?status=recording").await;
+        if let Some(id) = v["data"][0]["id"].as_i64() {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "never recorded: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/apps/live/recording/{vod_id}/stop"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let vod = loop {
+        let (_, v) = gw
+            .get_json(&format!("/api/v1/apps/live/vods/{vod_id}"))
+            .await;
+        if v["data"]["status"] == "ready" {
+            break v["data"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let probed = probe(vod["url"].as_str().expect("url").to_owned()).await;
+    assert!(
+        probed.contains("codec_name=h264|width=640|height=360")
+            && probed.contains("codec_name=aac"),
+        "{probed}"
+    );
+}
