@@ -33,7 +33,17 @@ try {
       const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: true });
       const pc = new RTCPeerConnection();
       for (const t of stream.getTracks()) pc.addTransceiver(t, { direction: 'sendonly' });
+      // A loaded test machine must not make Chromium shrink the picture
+      // the test checks: lower the frame rate instead.
+      for (const s of pc.getSenders().filter(s => s.track?.kind === 'video')) {
+        s.track.contentHint = 'detail';
+      }
       await pc.setLocalDescription(await pc.createOffer());
+      for (const s of pc.getSenders().filter(s => s.track?.kind === 'video')) {
+        const p = s.getParameters();
+        p.degradationPreference = 'maintain-resolution';
+        await s.setParameters(p).catch(() => {});
+      }
       const res = await fetch(url, {
         method: 'POST',
         headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },

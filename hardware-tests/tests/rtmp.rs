@@ -797,7 +797,7 @@ async fn a_stream_is_restreamed_to_nginx_rtmp_and_resumes_after_nginx_restarts()
             "invalid_url",
         ),
         (
-            serde_json::json!({ "url": "rtmps://127.0.0.1/live/x" }),
+            serde_json::json!({ "url": "rtmp://user:pw@127.0.0.1/live/x" }),
             "invalid_url",
         ),
         (
