@@ -15,6 +15,19 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_default()
 }
 
+/// Starts recording a stream through the API; returns the answer (201).
+async fn start_recording(gw: &Gateway, stream: &str) -> Value {
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/apps/live/streams/{}/record/start", enc(stream)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    v
+}
+
 /// Waits until the app lists one active stream; returns its `streamId`.
 async fn live_stream(gw: &Gateway) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -53,14 +66,7 @@ async fn an_rtmp_stream_is_recorded_to_an_mp4_ffprobe_reads() {
     let ingress = gw.create_ingress("rec").await;
     let mut ffmpeg = push(ingress["rtmp_url"].as_str().expect("url"), 30);
     let stream = live_stream(&gw).await;
-    let (status, v) = gw
-        .api(
-            Method::POST,
-            &format!("/api/v1/apps/live/streams/{}/record/start", enc(&stream)),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{v}");
+    let v = start_recording(&gw, &stream).await;
     assert_eq!(v["data"]["status"], "recording");
     let vod_id = v["data"]["vodId"].as_i64().expect("vodId");
     assert!(
@@ -364,14 +370,7 @@ async fn always_record_snapshots_and_retention() {
 
 /// Records the camera for about `secs` seconds; returns the ready VOD.
 async fn record_for(gw: &Gateway, stream: &str, secs: u64) -> Value {
-    let (status, v) = gw
-        .api(
-            Method::POST,
-            &format!("/api/v1/apps/live/streams/{}/record/start", enc(stream)),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{v}");
+    let v = start_recording(gw, stream).await;
     let id = v["data"]["vodId"].as_i64().expect("vodId");
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let (status, v) = gw
@@ -556,14 +555,7 @@ async fn a_full_disk_fails_the_recording_cleanly_and_live_playback_goes_on() {
     let ingress = gw.create_ingress("full").await;
     let mut ffmpeg = push(ingress["rtmp_url"].as_str().expect("url"), 60);
     let stream = live_stream(&gw).await;
-    let (status, v) = gw
-        .api(
-            Method::POST,
-            &format!("/api/v1/apps/live/streams/{}/record/start", enc(&stream)),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{v}");
+    let v = start_recording(&gw, &stream).await;
     let id = v["data"]["vodId"].as_i64().expect("vodId");
     let vod = wait_vod(&gw, id, "failed").await;
     assert!(
