@@ -102,23 +102,14 @@ pub async fn start(
     key: &RoomKey,
     stream_id: &str,
 ) -> Result<Result<VodRow, StartError>, sqlx::Error> {
-    let Some(kind) = state.hub.get(key).and_then(|r| r.publisher()) else {
+    if state.hub.get(key).and_then(|r| r.publisher()).is_none() {
         return Ok(Err(StartError::NotLive));
-    };
+    }
     if let Some(id) = state.recorders.recording(app.id, stream_id) {
         return Ok(Err(StartError::AlreadyRecording(id)));
     }
-    let camera = kind.codec() == camgate_sfu::Codec::Jpeg;
-    let stream = if camera {
-        state.media.room(&sfu_room(key)).hls_touch();
-        let s = state.hls.ensure(key);
-        crate::transcode::camera::ensure(state, key);
-        s
-    } else {
-        match state.hls.get(key) {
-            Some(s) => s,
-            None => return Ok(Err(StartError::NotLive)),
-        }
+    let Some((stream, camera)) = crate::playback::hls::live_stream(state, key) else {
+        return Ok(Err(StartError::NotLive));
     };
     let vod = new_vod(state, app, &key.room, stream_id).await?;
     let egress_id = vod.egress_id.clone();
@@ -687,36 +678,39 @@ pub async fn supervise(state: SharedState) {
             }
         };
         for app in &apps {
+            if n.is_multiple_of(10) {
+                retention(&state, app).await;
+            }
+            // Nothing to start where nothing is live (and no database work).
+            if state.hub.publishers_in_app(&app.name) == 0 {
+                continue;
+            }
             let always = app
                 .setting("recording", "always")
                 .and_then(serde_json::Value::as_bool)
                 .unwrap_or(false);
-            // Rooms of ingresses created with `record: true`.
-            let rooms: Vec<String> = if always {
-                Vec::new()
-            } else {
-                state
-                    .db
-                    .app_ingresses(app.id)
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|i| {
-                        i.options
-                            .as_deref()
-                            .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
-                            .and_then(|o| o.get("record").and_then(serde_json::Value::as_bool))
-                            .unwrap_or(false)
-                    })
-                    .map(|i| i.room)
-                    .collect()
-            };
-            if always || !rooms.is_empty() {
-                let only = if always { None } else { Some(&rooms[..]) };
-                always_record(&state, app, only).await;
+            if always {
+                always_record(&state, app, None).await;
+                continue;
             }
-            if n.is_multiple_of(10) {
-                retention(&state, app).await;
+            // Rooms of ingresses created with `record: true`.
+            let rooms: Vec<String> = state
+                .db
+                .app_ingresses(app.id)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| {
+                    i.options
+                        .as_deref()
+                        .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+                        .and_then(|o| o.get("record").and_then(serde_json::Value::as_bool))
+                        .unwrap_or(false)
+                })
+                .map(|i| i.room)
+                .collect();
+            if !rooms.is_empty() {
+                always_record(&state, app, Some(&rooms)).await;
             }
         }
         n += 1;

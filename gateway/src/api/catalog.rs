@@ -225,13 +225,6 @@ async fn guard(access: Access, req: Request, next: Next) -> Response {
 pub fn openapi(ops: &[Op]) -> Value {
     let mut paths = Map::new();
     for op in ops {
-        let entry = paths
-            .entry(op.path.to_owned())
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
-        let mut entry = entry;
         let params: Vec<Value> = op
             .path
             .split('/')
@@ -268,8 +261,8 @@ pub fn openapi(ops: &[Op]) -> Value {
                 }},
             });
         }
-        entry.insert(op.method.as_str().to_ascii_lowercase(), o);
-        paths.insert(op.path.to_owned(), Value::Object(entry));
+        paths.entry(op.path.to_owned()).or_insert_with(|| json!({}))
+            [op.method.as_str().to_ascii_lowercase()] = o;
     }
     json!({
         "openapi": "3.1.0",

@@ -13,7 +13,6 @@ use super::{ApiError, ApiJson, Auth, created, ok};
 use crate::hub::RoomKey;
 use crate::restream::{NewTarget, RtmpUrl, preset};
 use crate::server::SharedState;
-use crate::webrtc::sfu_room;
 
 /// Routes under `/api/v1`.
 pub fn routes() -> Routes {
@@ -129,34 +128,28 @@ async fn start(
         app: app.name.clone(),
         room: stream.room.clone(),
     };
-    let publisher = state.hub.get(&key).and_then(|r| r.publisher());
-    let Some(kind) = publisher.filter(|_| stream.status == "active") else {
+    let live = state.hub.get(&key).and_then(|r| r.publisher()).is_some();
+    if !live || stream.status != "active" {
         return Err(ApiError::status(
             StatusCode::CONFLICT,
             "stream_not_live",
             format!("{} is not live", stream.stream_id),
         ));
-    };
-    let camera = kind.codec() == camgate_sfu::Codec::Jpeg;
-    let hls = if camera {
-        state.hls.ensure(&key)
-    } else {
-        state.hls.get(&key).ok_or_else(|| {
-            ApiError::status(
-                StatusCode::CONFLICT,
-                "stream_not_live",
-                format!("{} has no media yet", stream.stream_id),
-            )
-        })?
-    };
+    }
+    let (hls, camera) = crate::playback::hls::live_stream(&state, &key).ok_or_else(|| {
+        ApiError::status(
+            StatusCode::CONFLICT,
+            "stream_not_live",
+            format!("{} has no media yet", stream.stream_id),
+        )
+    })?;
     // A camera is H.264 only through its transcoder, kept running as HLS
     // demand while the restream lasts.
     let keep_alive: Box<dyn Fn() + Send + Sync> = if camera {
         let (s, k) = (std::sync::Arc::downgrade(&state), key.clone());
         Box::new(move || {
             if let Some(state) = s.upgrade() {
-                state.media.room(&sfu_room(&k)).hls_touch();
-                crate::transcode::camera::ensure(&state, &k);
+                crate::playback::hls::keep_camera_hls(&state, &k);
             }
         })
     } else {

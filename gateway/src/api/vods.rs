@@ -159,7 +159,7 @@ fn sign_message(app: &str, id: i64, exp: i64) -> String {
 }
 
 /// The signed directory of a VOD's media: `…/vods/{id}/s/{exp}/{sig}`.
-fn signed_base(state: &SharedState, app: &str, id: i64) -> String {
+pub(crate) fn signed_base(state: &SharedState, app: &str, id: i64) -> String {
     let exp = now() + URL_TTL;
     format!(
         "{}/api/v1/apps/{app}/vods/{id}/s/{exp}/{}",

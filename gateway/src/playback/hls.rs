@@ -19,6 +19,7 @@ use serde::Deserialize;
 use super::mjpeg::room_key;
 use crate::api::ApiError;
 use crate::hls::Stream;
+use crate::hub::RoomKey;
 use crate::server::SharedState;
 use crate::webrtc::sfu_room;
 
@@ -42,23 +43,32 @@ async fn stream(
     token: Option<&str>,
 ) -> Result<std::sync::Arc<Stream>, ApiError> {
     let key = room_key(state, app, room, token).await?;
-    // An MJPEG camera has HLS through its transcoder, which runs while HLS
-    // clients keep asking.
+    live_stream(state, &key)
+        .map(|(stream, _)| stream)
+        .ok_or_else(|| ApiError::not_found("stream_not_found", format!("{} is not live", key.room)))
+}
+
+/// A room's HLS stream, and whether its source is an MJPEG camera. A camera
+/// has HLS only through its transcoder, which runs while there is HLS
+/// demand: asking counts as demand (renew it with [`keep_camera_hls`]).
+pub fn live_stream(state: &SharedState, key: &RoomKey) -> Option<(std::sync::Arc<Stream>, bool)> {
     let camera = state
         .hub
-        .get(&key)
+        .get(key)
         .and_then(|r| r.publisher())
         .is_some_and(|kind| kind.codec() == camgate_sfu::Codec::Jpeg);
     if camera {
-        state.media.room(&sfu_room(&key)).hls_touch();
-        let stream = state.hls.ensure(&key);
-        crate::transcode::camera::ensure(state, &key);
-        return Ok(stream);
+        let stream = state.hls.ensure(key);
+        keep_camera_hls(state, key);
+        return Some((stream, true));
     }
-    state
-        .hls
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found("stream_not_found", format!("{} is not live", key.room)))
+    state.hls.get(key).map(|stream| (stream, false))
+}
+
+/// Renews a camera room's HLS demand and (re)starts its transcoder.
+pub fn keep_camera_hls(state: &SharedState, key: &RoomKey) {
+    state.media.room(&sfu_room(key)).hls_touch();
+    crate::transcode::camera::ensure(state, key);
 }
 
 fn respond(content_type: &'static str, cache: &'static str, body: impl Into<Body>) -> Response {

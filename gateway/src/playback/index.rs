@@ -148,15 +148,9 @@ async fn recorded(state: &SharedState, vod: &VodRow) -> Option<Recorded> {
     let codecs = codecs_of(init)?;
     let first_time = first_decode_time(moof).unwrap_or(0);
     let app = state.db.app_by_id(vod.app_id).await.ok()??;
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + crate::api::vods::URL_TTL;
     let url = format!(
-        "{}/api/v1/apps/{}/vods/{}/s/{exp}/{}/video.mp4",
-        state.public_base,
-        app.name,
-        vod.id,
-        state
-            .keys
-            .sign_url(&format!("vod:{}:{}:{exp}", app.name, vod.id))
+        "{}/video.mp4",
+        crate::api::vods::signed_base(state, &app.name, vod.id)
     );
     Some(Recorded {
         url,
