@@ -96,19 +96,23 @@ pub enum Transcoder {
     H264ToJpeg,
     /// RTMP AAC → Opus for WebRTC.
     AacToOpus,
+    /// Camera G.711 → Opus for HLS and recordings.
+    G711ToOpus,
 }
 
 impl Transcoder {
-    const ALL: [Transcoder; 3] = [
+    const ALL: [Transcoder; 4] = [
         Transcoder::JpegToH264,
         Transcoder::H264ToJpeg,
         Transcoder::AacToOpus,
+        Transcoder::G711ToOpus,
     ];
     fn label(self) -> &'static str {
         match self {
             Transcoder::JpegToH264 => "jpeg_h264",
             Transcoder::H264ToJpeg => "h264_jpeg",
             Transcoder::AacToOpus => "aac_opus",
+            Transcoder::G711ToOpus => "g711_opus",
         }
     }
 }
@@ -133,8 +137,8 @@ pub struct Metrics {
     frames_out: [AtomicU64; 3],
     bytes_out: [AtomicU64; 3],
     drops: [AtomicU64; 3],
-    transcode_ns: [AtomicU64; 3],
-    transcode_runs: [AtomicU64; 3],
+    transcode_ns: [AtomicU64; 4],
+    transcode_runs: [AtomicU64; 4],
     viewers: [AtomicI64; 3],
     http: Mutex<BTreeMap<(String, String), Histogram>>,
 }

@@ -4,7 +4,8 @@
 // Usage: node hls.mjs <origin> <playlist-url> [--seconds N] [--no-low-latency]
 // Prints one JSON line:
 // {"frames":n,"width":w,"height":h,"latency":s,"lowLatency":bool,
-//  "currentTimeAdvanced":s,"errors":[...]}
+//  "currentTimeAdvanced":s,"audioDecodedBytes":n,"errors":[...]}
+// (audioDecodedBytes is Chromium's count of audio bytes it decoded.)
 import { launchChromium } from './launch.mjs';
 import { createRequire } from 'node:module';
 
@@ -48,7 +49,8 @@ try {
     return {
       frames, width: video.videoWidth, height: video.videoHeight,
       latency, lowLatency: hls.lowLatencyMode,
-      currentTimeAdvanced: video.currentTime - t0, errors,
+      currentTimeAdvanced: video.currentTime - t0,
+      audioDecodedBytes: video.webkitAudioDecodedByteCount ?? null, errors,
     };
   }, { url, seconds, lowLatency });
   console.log(JSON.stringify(result));

@@ -5,7 +5,7 @@ Usage:
   aiortc_peer.py play <whep-url> <token|-> <seconds>
   aiortc_peer.py chat <whep-url> <token|-> <seconds>
 
-publish sends a moving 640x480 test picture and a 440 Hz tone over WHIP;
+publish sends a moving 640x480 test picture and a 400 Hz tone over WHIP;
 play receives over WHEP and counts decoded video and audio frames.
 chat plays over WHEP with a data channel, sends one chat message on it
 once connected (claiming another sender, which camgate must ignore) and
@@ -70,27 +70,21 @@ class Pattern(VideoStreamTrack):
 
 
 class Tone(AudioStreamTrack):
-    """A 440 Hz tone, 20 ms frames at 48 kHz."""
+    """A 400 Hz tone, 20 ms frames at 48 kHz (one frame computed once: 400 Hz
+    fits a 20 ms frame exactly, so the same samples repeat seamlessly)."""
 
-    def __init__(self):
-        super().__init__()
-        self.t = 0
+    PCM = array.array(
+        "h",
+        (int(math.sin(2 * math.pi * 400 * i / 48000) * 8000) for i in range(960)),
+    ).tobytes()
 
     async def recv(self):
-        frame = await super().recv()  # paces and timestamps silence
-        samples = frame.samples
-        pcm = array.array(
-            "h",
-            (
-                int(math.sin(2 * math.pi * 440 * (i + self.t) / 48000) * 8000)
-                for i in range(samples)
-            ),
-        )
-        self.t += samples
-        out = av.AudioFrame(format="s16", layout="mono", samples=samples)
-        out.planes[0].update(pcm.tobytes())
+        # Paces 20 ms frames (of 8 kHz silence, so its pts counts 8 kHz).
+        frame = await super().recv()
+        out = av.AudioFrame(format="s16", layout="mono", samples=960)
+        out.planes[0].update(self.PCM)
         out.sample_rate = 48000
-        out.pts = frame.pts
+        out.pts = frame.pts * 48000 // frame.sample_rate
         out.time_base = fractions.Fraction(1, 48000)
         return out
 

@@ -675,6 +675,28 @@ pub fn ffprobe_streams(url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The first and last presentation time (seconds) of each track of a URL
+/// as ffprobe reads its packets, by `codec_type` (`video`, `audio`).
+pub fn ffprobe_spans(url: &str) -> std::collections::HashMap<String, (f64, f64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=codec_type,pts_time"])
+        .args(["-of", "csv=p=0", url])
+        .output()
+        .expect("run ffprobe");
+    let mut spans = std::collections::HashMap::<String, (f64, f64)>::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut fields = line.split(',');
+        let (Some(kind), Some(Ok(t))) = (fields.next(), fields.next().map(str::parse::<f64>))
+        else {
+            continue;
+        };
+        let e = spans.entry(kind.to_owned()).or_insert((t, t));
+        e.0 = e.0.min(t);
+        e.1 = e.1.max(t);
+    }
+    spans
+}
+
 impl Gateway {
     /// Waits (up to `within`) until ingress `id` of `app` shows `status`;
     /// returns its row.

@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use camgate_hardware_tests::{
-    Gateway, ffmpeg_push as push, ffprobe_duration, ffprobe_streams, peer_available, spawn_camsim,
+    Gateway, ffmpeg_push as push, ffprobe_duration, ffprobe_spans, ffprobe_streams, peer_available,
+    spawn_camsim,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -611,4 +612,77 @@ async fn an_ingress_created_with_record_true_is_recorded_whenever_it_is_live() {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+/// Asserts a recording's audio and video cover the same time, within
+/// `slack` seconds at either end (the tracks start and stop together).
+fn assert_tracks_line_up(url: &str, slack: f64) {
+    let spans = ffprobe_spans(url);
+    let (Some(v), Some(a)) = (spans.get("video"), spans.get("audio")) else {
+        panic!("video and audio expected: {spans:?}");
+    };
+    assert!(
+        (v.0 - a.0).abs() < slack && (v.1 - a.1).abs() < slack,
+        "video {v:?} vs audio {a:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_whip_publishers_opus_is_recorded_next_to_its_video() {
+    use camgate_hardware_tests::{aiortc_peer, aiortc_python, aiortc_result};
+    if aiortc_python().is_none() || !peer_available("ffprobe") {
+        return;
+    }
+    let gw = Gateway::start(&[]);
+    let token = gw.token_for("py", true, false).await;
+    let publisher = aiortc_peer("publish", &format!("{}/whip/live-py", gw.base), &token, 10);
+    let stream = live_stream(&gw).await;
+    // Both tracks flowing before the recording starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let v = start_recording(&gw, &stream).await;
+    let vod_id = v["data"]["vodId"].as_i64().expect("vodId");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (status, v) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/apps/live/recording/{vod_id}/stop"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let vod = wait_vod(&gw, vod_id, "ready").await;
+    assert_eq!(vod["hasAudio"], true, "{vod}");
+    let url = vod["url"].as_str().expect("signed url");
+    let probed = ffprobe_streams(url);
+    assert!(
+        probed.contains("codec_name=h264|width=640|height=480"),
+        "{probed}"
+    );
+    assert!(
+        probed.contains("codec_name=opus|sample_rate=48000"),
+        "{probed}"
+    );
+    let secs = vod["durationS"].as_f64().unwrap_or(0.0);
+    assert!((3.0..8.0).contains(&secs), "{vod}");
+    assert_tracks_line_up(url, 0.3);
+    // Chromium plays its HLS with hls.js: picture and sound (Opus in fMP4).
+    if let Some(dir) = camgate_hardware_tests::browser_scripts() {
+        let v = camgate_hardware_tests::run_node(
+            &dir.join("hls.mjs"),
+            vec![
+                format!("{}/health", gw.base),
+                vod["hlsUrl"].as_str().expect("hlsUrl").to_owned(),
+                "--seconds".into(),
+                "3".into(),
+                "--no-low-latency".into(),
+            ],
+        )
+        .await;
+        eprintln!("whip vod over hls.js: {v}");
+        assert_eq!(v["errors"], json!([]), "{v}");
+        assert!(v["frames"].as_u64().unwrap_or(0) >= 20, "{v}");
+        assert!(v["audioDecodedBytes"].as_u64().unwrap_or(0) > 0, "{v}");
+    }
+    let p = aiortc_result(publisher).await;
+    assert_eq!(p["state"], "connected", "{p}");
 }

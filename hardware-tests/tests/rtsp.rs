@@ -552,48 +552,68 @@ async fn a_pulled_rtsp_camera_is_recorded_with_its_audio() {
         return;
     };
     let gw = Gateway::start(&[]);
-    let row = pull(
-        &gw,
-        "drive",
-        serde_json::json!({ "url": camera.url(Some(CREDS), "h264aac"), "record": true }),
-    )
-    .await;
-    gw.wait_ingress("live", &id(&row), "publishing", Duration::from_secs(20))
-        .await;
-    // `record: true`: the ingress is recorded without being asked.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let vod_id = loop {
-        let (_, v) = gw.get_json("/api/v1/apps/live/vods?status=recording").await;
-        if let Some(id) = v["data"][0]["id"].as_i64() {
-            break id;
-        }
-        assert!(std::time::Instant::now() < deadline, "never recorded: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let (status, v) = gw
-        .api(
-            Method::POST,
-            &format!("/api/v1/apps/live/recording/{vod_id}/stop"),
-            None,
+    // AAC is kept as it is; G.711 becomes Opus (MP4 players and browsers
+    // have no G.711).
+    for (room, mount, audio) in [
+        ("drive", "h264aac", "codec_name=aac"),
+        ("door", "h264pcmu", "codec_name=opus|sample_rate=48000"),
+    ] {
+        let row = pull(
+            &gw,
+            room,
+            serde_json::json!({ "url": camera.url(Some(CREDS), mount), "record": true }),
         )
         .await;
-    assert_eq!(status, 200, "{v}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let vod = loop {
-        let (_, v) = gw
-            .get_json(&format!("/api/v1/apps/live/vods/{vod_id}"))
+        gw.wait_ingress("live", &id(&row), "publishing", Duration::from_secs(20))
             .await;
-        if v["data"]["status"] == "ready" {
-            break v["data"].clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "never ready: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let probed = probe(vod["url"].as_str().expect("url").to_owned()).await;
-    assert!(
-        probed.contains("codec_name=h264|width=640|height=360")
-            && probed.contains("codec_name=aac"),
-        "{probed}"
-    );
+        // `record: true`: the ingress is recorded without being asked.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let vod_id = loop {
+            let (_, v) = gw
+                .get_json(&format!(
+                    "/api/v1/apps/live/vods?status=recording&room={room}"
+                ))
+                .await;
+            if let Some(id) = v["data"][0]["id"].as_i64() {
+                break id;
+            }
+            assert!(std::time::Instant::now() < deadline, "never recorded: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let (status, v) = gw
+            .api(
+                Method::POST,
+                &format!("/api/v1/apps/live/recording/{vod_id}/stop"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let vod = loop {
+            let (_, v) = gw
+                .get_json(&format!("/api/v1/apps/live/vods/{vod_id}"))
+                .await;
+            if v["data"]["status"] == "ready" {
+                break v["data"].clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "never ready: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let url = vod["url"].as_str().expect("url").to_owned();
+        let probed = probe(url.clone()).await;
+        assert!(
+            probed.contains("codec_name=h264|width=640|height=360") && probed.contains(audio),
+            "{mount}: {probed}"
+        );
+        let spans = camgate_hardware_tests::ffprobe_spans(&url);
+        let (Some(v), Some(a)) = (spans.get("video"), spans.get("audio")) else {
+            panic!("{mount}: video and audio expected: {spans:?}");
+        };
+        // GStreamer's camera sends 128 ms of G.711 per packet.
+        assert!(
+            (v.0 - a.0).abs() < 0.4 && (v.1 - a.1).abs() < 0.4,
+            "{mount}: video {v:?} vs audio {a:?}"
+        );
+    }
 }

@@ -65,8 +65,9 @@ async fn chromium_publishes_over_whip_and_another_page_plays_over_whep() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        probed.contains("codec_name=h264|width=640|height=480"),
-        "HLS of the WHIP stream: {probed:?}"
+        probed.contains("codec_name=h264|width=640|height=480")
+            && probed.contains("codec_name=opus|sample_rate=48000"),
+        "HLS of the WHIP stream (H.264 + its Opus): {probed:?}"
     );
     assert_eq!(ct, "image/jpeg");
     let mut d = jpeg_decoder::Decoder::new(&jpeg[..]);

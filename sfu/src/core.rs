@@ -160,17 +160,68 @@ pub enum SfuEvent {
         binary: bool,
     },
     /// A WebRTC publisher's whole H.264 access unit (pictures that lost a
-    /// packet are not reported), for HLS.
+    /// packet are not reported), for HLS and recording.
     AccessUnit {
         /// The room.
         room: String,
-        /// Its RTP timestamp (90 kHz).
-        time: u32,
+        /// Milliseconds on the publisher's media clock (shared with its
+        /// [`SfuEvent::Audio`]).
+        time_ms: u64,
         /// Holds an IDR slice.
         keyframe: bool,
         /// Annex B.
         access_unit: Arc<[u8]>,
     },
+    /// One audio packet of a WebRTC publisher (an Opus packet, or G.711
+    /// samples), for HLS and recording.
+    Audio {
+        /// The room.
+        room: String,
+        /// Milliseconds on the publisher's media clock (shared with its
+        /// [`SfuEvent::AccessUnit`]s).
+        time_ms: u64,
+        /// [`SourceCodec::Opus`], [`SourceCodec::Pcmu`] or
+        /// [`SourceCodec::Pcma`].
+        codec: SourceCodec,
+        /// The RTP payload.
+        payload: Arc<[u8]>,
+    },
+}
+
+/// Puts a publisher's audio and video on one millisecond timeline. RTP
+/// tracks start at random timestamps, so each track is anchored at the
+/// arrival of its first packet and runs on its own RTP clock from there:
+/// the tracks line up to within the network jitter of those two first
+/// packets.
+#[derive(Debug, Default)]
+struct MediaClock {
+    publisher: Option<PeerId>,
+    base: Option<Instant>,
+    /// Video, audio: first extended RTP time and its arrival.
+    anchors: [Option<(u64, Instant)>; 2],
+}
+
+impl MediaClock {
+    fn millis(
+        &mut self,
+        peer: PeerId,
+        audio: bool,
+        time: str0m::media::MediaTime,
+        arrival: Instant,
+    ) -> u64 {
+        if self.publisher != Some(peer) {
+            *self = MediaClock {
+                publisher: Some(peer),
+                ..MediaClock::default()
+            };
+        }
+        let base = *self.base.get_or_insert(arrival);
+        let (t0, at) = *self.anchors[usize::from(audio)].get_or_insert((time.numer(), arrival));
+        let offset = at.saturating_duration_since(base).as_millis() as i64;
+        let rate = i64::from(time.denom().max(1));
+        let since = (time.numer() as i64).wrapping_sub(t0 as i64) * 1000 / rate;
+        (offset + since).max(0) as u64
+    }
 }
 
 /// What [`Sfu::poll_output`] yields.
@@ -348,6 +399,8 @@ struct Room {
     keyframe: Option<(Instant, Arc<[u8]>)>,
     /// The audio track of an external source.
     external_audio: Option<CodecSpec>,
+    /// The WebRTC publisher's media timeline.
+    clock: MediaClock,
 }
 
 /// The SFU engine. See the module docs.
@@ -845,6 +898,23 @@ impl Sfu {
                 let room = p.room.clone();
                 let epoch = self.rooms.get(&room).map(|r| r.epoch).unwrap_or_default();
                 let keyframe = kind == MediaKind::Video && starts_keyframe(&spec, &pkt.payload);
+                let audio_codec = match spec.codec {
+                    Codec::Opus => Some(SourceCodec::Opus),
+                    Codec::PCMU => Some(SourceCodec::Pcmu),
+                    Codec::PCMA => Some(SourceCodec::Pcma),
+                    _ => None,
+                };
+                if let Some(codec) = audio_codec
+                    && let Some(r) = self.rooms.get_mut(&room)
+                {
+                    let time_ms = r.clock.millis(id, true, pkt.time, pkt.timestamp);
+                    self.out.push_back(Output::Event(SfuEvent::Audio {
+                        room: room.clone(),
+                        time_ms,
+                        codec,
+                        payload: pkt.payload.clone(),
+                    }));
+                }
                 if spec.codec == Codec::H264
                     && let Some(r) = self.rooms.get_mut(&room)
                     && let Some(au) = r.depacketizer.push(
@@ -859,9 +929,10 @@ impl Sfu {
                     if is_key {
                         r.keyframe = Some((now, au.clone()));
                     }
+                    let time_ms = r.clock.millis(id, false, pkt.time, pkt.timestamp);
                     self.out.push_back(Output::Event(SfuEvent::AccessUnit {
                         room: room.clone(),
-                        time: pkt.header.timestamp,
+                        time_ms,
                         keyframe: is_key,
                         access_unit: au,
                     }));
@@ -1256,5 +1327,26 @@ mod tests {
     fn profiles() {
         assert_eq!(profile_of(Some(0x42e01f)), Some(0x42e0));
         assert_eq!(profile_of(None), None);
+    }
+
+    #[test]
+    fn a_publishers_tracks_share_one_timeline_whatever_their_rtp_offsets() {
+        use str0m::media::MediaTime;
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut clock = MediaClock::default();
+        let p = PeerId(1);
+        // Audio first (48 kHz, random offset), video 30 ms later (90 kHz).
+        let a = |n: u64| MediaTime::new(3_000_000_000 + n, Frequency::FORTY_EIGHT_KHZ);
+        let v = |n: u64| MediaTime::new(1_234_567 + n, Frequency::NINETY_KHZ);
+        assert_eq!(clock.millis(p, true, a(0), t0), 0);
+        assert_eq!(clock.millis(p, false, v(0), t0 + ms(30)), 30);
+        // One second on: each track by its own clock, arrival jitter ignored.
+        assert_eq!(clock.millis(p, true, a(48_000), t0 + ms(1_080)), 1_000);
+        assert_eq!(clock.millis(p, false, v(90_000), t0 + ms(990)), 1_030);
+        // A packet from before the anchor (reordered) does not go negative.
+        assert_eq!(clock.millis(p, true, a(0), t0), 0);
+        // A new publisher starts a new timeline.
+        assert_eq!(clock.millis(PeerId(2), false, v(500), t0 + ms(5_000)), 0);
     }
 }

@@ -4,20 +4,111 @@
 //!
 //! Track 1 is H.264 (timescale 90 kHz, `avc1` with the stream's SPS/PPS in
 //! `avcC`; samples are length-prefixed NAL units without parameter sets),
-//! track 2 is AAC (timescale = sample rate, 1024 samples per frame).
+//! track 2 is the audio: AAC (timescale = sample rate, 1024 samples per
+//! frame) or Opus (timescale 48 kHz, `Opus` + `dOps` as "Encapsulation of
+//! Opus in ISO Base Media File Format" specifies; packets of any length).
 
 use camgate_protocols::flv::AacConfig;
 use camgate_protocols::h264::{NAL_AUD, NAL_PPS, NAL_SPS, nal_type, split_annex_b};
 use mp4_atom::{
-    Audio, Avc1, Avcc, Dinf, Dref, Encode, Esds, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov,
-    Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex,
-    Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd, esds,
+    Audio, Avc1, Avcc, Dinf, Dops, Dref, Encode, Esds, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof,
+    Moov, Mp4a, Mvex, Mvhd, Opus, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf,
+    Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd, esds,
 };
 
 /// Video timescale (RTP's 90 kHz).
 pub const VIDEO_TIMESCALE: u32 = 90_000;
 /// Samples per AAC-LC frame.
 pub const AAC_FRAME: u32 = 1024;
+/// Opus's clock in MP4, whatever the input rate.
+pub const OPUS_TIMESCALE: u32 = 48_000;
+
+/// The audio track's codec and configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioParams {
+    /// AAC with its AudioSpecificConfig.
+    Aac(AacConfig),
+    /// Opus (WebRTC publishers, G.711 cameras transcoded).
+    Opus {
+        /// Output channels (1 or 2).
+        channels: u8,
+    },
+}
+
+impl AudioParams {
+    /// The track's timescale.
+    pub fn timescale(&self) -> u32 {
+        match self {
+            AudioParams::Aac(a) => a.sample_rate.max(1),
+            AudioParams::Opus { .. } => OPUS_TIMESCALE,
+        }
+    }
+
+    /// Samples (in the timescale) that one frame plays, or `None` when the
+    /// frame is malformed.
+    pub fn frame_duration(&self, frame: &[u8]) -> Option<u32> {
+        match self {
+            AudioParams::Aac(_) => (!frame.is_empty()).then_some(AAC_FRAME),
+            AudioParams::Opus { .. } => camgate_protocols::audio::opus_packet_samples(frame),
+        }
+    }
+
+    fn sample_entry(&self) -> mp4_atom::Codec {
+        match self {
+            AudioParams::Aac(a) => Mp4a {
+                audio: Audio {
+                    data_reference_index: 1,
+                    channel_count: u16::from(a.channels.max(1)),
+                    sample_size: 16,
+                    sample_rate: (a.sample_rate.min(65535) as u16).into(),
+                },
+                esds: Esds {
+                    es_desc: esds::EsDescriptor {
+                        es_id: AUDIO_TRACK as u16,
+                        depends_on_es_id: None,
+                        url: None,
+                        ocr_es_id: None,
+                        stream_priority: 0,
+                        dec_config: esds::DecoderConfig {
+                            object_type_indication: 0x40,
+                            stream_type: 5,
+                            dec_specific: Some(esds::DecoderSpecific {
+                                profile: a.object_type,
+                                freq_index: freq_index(a.sample_rate),
+                                chan_conf: a.channels,
+                                raw: a.raw.clone(),
+                            }),
+                            ..Default::default()
+                        },
+                        sl_config: esds::SLConfig {},
+                    },
+                },
+                btrt: None,
+                taic: None,
+            }
+            .into(),
+            AudioParams::Opus { channels } => Opus {
+                audio: Audio {
+                    data_reference_index: 1,
+                    channel_count: u16::from((*channels).clamp(1, 2)),
+                    sample_size: 16,
+                    sample_rate: (OPUS_TIMESCALE as u16).into(),
+                },
+                dops: Dops {
+                    output_channel_count: (*channels).clamp(1, 2),
+                    // RTP carries no pre-skip; 0 keeps the track on the
+                    // timestamps the packets came with.
+                    pre_skip: 0,
+                    input_sample_rate: OPUS_TIMESCALE,
+                    output_gain: 0,
+                    channel_mapping: None,
+                },
+                btrt: None,
+            }
+            .into(),
+        }
+    }
+}
 
 const VIDEO_TRACK: u32 = 1;
 const AUDIO_TRACK: u32 = 2;
@@ -80,8 +171,8 @@ pub fn avcc_sample(annex_b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `ftyp` + `moov` for a video track and an optional AAC track.
-pub fn init_segment(video: &VideoParams, audio: Option<&AacConfig>) -> Result<Vec<u8>, MuxError> {
+/// `ftyp` + `moov` for a video track and an optional audio track.
+pub fn init_segment(video: &VideoParams, audio: Option<&AudioParams>) -> Result<Vec<u8>, MuxError> {
     let mut out = Vec::new();
     Ftyp {
         major_brand: b"iso6".into(),
@@ -164,7 +255,6 @@ pub fn init_segment(video: &VideoParams, audio: Option<&AacConfig>) -> Result<Ve
         ..Default::default()
     }];
     if let Some(a) = audio {
-        let freq_index = freq_index(a.sample_rate);
         traks.push(Trak {
             tkhd: Tkhd {
                 track_id: AUDIO_TRACK,
@@ -176,7 +266,7 @@ pub fn init_segment(video: &VideoParams, audio: Option<&AacConfig>) -> Result<Ve
             },
             mdia: Mdia {
                 mdhd: Mdhd {
-                    timescale: a.sample_rate,
+                    timescale: a.timescale(),
                     language: "und".into(),
                     ..Default::default()
                 },
@@ -187,40 +277,7 @@ pub fn init_segment(video: &VideoParams, audio: Option<&AacConfig>) -> Result<Ve
                 minf: Minf {
                     smhd: Some(Smhd::default()),
                     dinf: dinf(),
-                    stbl: stbl(
-                        Mp4a {
-                            audio: Audio {
-                                data_reference_index: 1,
-                                channel_count: u16::from(a.channels.max(1)),
-                                sample_size: 16,
-                                sample_rate: (a.sample_rate.min(65535) as u16).into(),
-                            },
-                            esds: Esds {
-                                es_desc: esds::EsDescriptor {
-                                    es_id: AUDIO_TRACK as u16,
-                                    depends_on_es_id: None,
-                                    url: None,
-                                    ocr_es_id: None,
-                                    stream_priority: 0,
-                                    dec_config: esds::DecoderConfig {
-                                        object_type_indication: 0x40,
-                                        stream_type: 5,
-                                        dec_specific: Some(esds::DecoderSpecific {
-                                            profile: a.object_type,
-                                            freq_index,
-                                            chan_conf: a.channels,
-                                            raw: a.raw.clone(),
-                                        }),
-                                        ..Default::default()
-                                    },
-                                    sl_config: esds::SLConfig {},
-                                },
-                            },
-                            btrt: None,
-                            taic: None,
-                        }
-                        .into(),
-                    ),
+                    stbl: stbl(a.sample_entry()),
                     ..Default::default()
                 },
             },
@@ -362,7 +419,7 @@ mod tests {
     #[test]
     fn init_segment_round_trips() {
         let aac = AacConfig::parse(&[0x11, 0x90]).expect("aac");
-        let init = init_segment(&params(), Some(&aac)).expect("init");
+        let init = init_segment(&params(), Some(&AudioParams::Aac(aac.clone()))).expect("init");
         let mut cur = std::io::Cursor::new(&init[..]);
         let ftyp = Ftyp::decode(&mut cur).expect("ftyp");
         assert_eq!(ftyp.major_brand, b"iso6".into());

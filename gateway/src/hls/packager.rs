@@ -22,7 +22,7 @@ use std::fmt::Write;
 use bytes::Bytes;
 use camgate_protocols::flv::AacConfig;
 
-use super::mux::{self, AAC_FRAME, Sample, VIDEO_TIMESCALE, VideoParams};
+use super::mux::{self, AudioParams, Sample, VIDEO_TIMESCALE, VideoParams};
 
 /// Target duration of a partial segment, seconds.
 pub const PART_TARGET: f64 = 0.334;
@@ -96,7 +96,7 @@ impl Segment {
 #[derive(Debug)]
 pub struct Packager {
     video: Option<VideoParams>,
-    audio: Option<AacConfig>,
+    audio: Option<AudioParams>,
     init: Option<(u32, Bytes)>,
     init_version: u32,
     pending_discontinuity: bool,
@@ -230,12 +230,24 @@ impl Packager {
 
     /// Sets the AAC configuration.
     pub fn set_audio(&mut self, config: AacConfig) {
+        self.set_audio_params(AudioParams::Aac(config));
+    }
+
+    /// The audio track is Opus with this many channels.
+    pub fn set_opus(&mut self, channels: u8) {
+        self.set_audio_params(AudioParams::Opus { channels });
+    }
+
+    /// Sets the audio configuration; a change starts a new init segment.
+    pub fn set_audio_params(&mut self, config: AudioParams) {
         if self.audio.as_ref() == Some(&config) {
             return;
         }
-        if self.audio.is_some() {
+        // Fragments already made with another init segment (other audio,
+        // or video alone) end their segment.
+        if self.audio.is_some() || self.init.is_some() {
             self.finish_segment();
-            self.pending_discontinuity = true;
+            self.pending_discontinuity = !self.segments.is_empty();
         }
         self.audio = Some(config);
         self.init = None;
@@ -304,10 +316,11 @@ impl Packager {
         }
     }
 
-    /// Adds one raw AAC frame; its time comes from counting frames from the
-    /// first one's `dts_ms` (AAC frames are exactly 1024 samples), moved
-    /// forward when the encoder's clock runs more than 100 ms ahead (a gap),
-    /// never backwards.
+    /// Adds one raw AAC frame or Opus packet; its time comes from counting
+    /// samples from the first one's `dts_ms` (an AAC frame is 1024 samples,
+    /// an Opus packet says its length), moved forward when the source's
+    /// clock runs more than 100 ms ahead (a gap), never backwards. A
+    /// malformed frame (empty, an Opus TOC that does not parse) is dropped.
     pub fn push_audio(&mut self, dts_ms: i64, frame: &[u8]) {
         let Some(config) = &self.audio else {
             return;
@@ -315,7 +328,11 @@ impl Packager {
         if self.ended || self.video.is_none() {
             return;
         }
-        let rate = u64::from(config.sample_rate);
+        let Some(duration) = config.frame_duration(frame) else {
+            return;
+        };
+        let aac = matches!(config, AudioParams::Aac(_));
+        let rate = u64::from(config.timescale());
         let from_clock = (dts_ms.max(0) as u64) * rate / 1000;
         // Follow the encoder's clock forward (a gap), never backwards: a
         // clock that jumps back keeps the frame count going.
@@ -324,8 +341,9 @@ impl Packager {
             Some(n) => n,
             None => from_clock,
         };
-        self.next_audio_dts = Some(dts + u64::from(AAC_FRAME));
-        if let Some(tap) = self.tap.as_ref().filter(|t| t.receiver_count() > 0) {
+        self.next_audio_dts = Some(dts + u64::from(duration));
+        // Restreams carry AAC only (FLV has no Opus).
+        if aac && let Some(tap) = self.tap.as_ref().filter(|t| t.receiver_count() > 0) {
             let _ = tap.send(TapSample::Audio {
                 dts_ms: dts * 1000 / rate.max(1),
                 frame: Bytes::copy_from_slice(frame),
@@ -333,7 +351,7 @@ impl Packager {
         }
         self.part_audio.push(Sample {
             dts,
-            duration: AAC_FRAME,
+            duration,
             cts: 0,
             keyframe: true,
             data: frame.to_vec(),
@@ -369,7 +387,7 @@ impl Packager {
         let video = std::mem::take(&mut self.part_video);
         // Audio up to the end of this part's video.
         let end_video = video.last().map_or(0, |s| s.dts + u64::from(s.duration));
-        let rate = self.audio.as_ref().map_or(1, |a| u64::from(a.sample_rate));
+        let rate = self.audio.as_ref().map_or(1, |a| u64::from(a.timescale()));
         let cut = end_video * rate / u64::from(VIDEO_TIMESCALE);
         let split = self.part_audio.partition_point(|s| s.dts < cut);
         let audio: Vec<Sample> = self.part_audio.drain(..split).collect();
@@ -499,7 +517,10 @@ impl Packager {
 
     /// The current AAC configuration.
     pub fn audio_config(&self) -> Option<AacConfig> {
-        self.audio.clone()
+        match &self.audio {
+            Some(AudioParams::Aac(a)) => Some(a.clone()),
+            _ => None,
+        }
     }
 
     /// The picture size of the current video configuration.
@@ -671,7 +692,7 @@ mod tests {
         // Audio from a clock that went back keeps counting forward.
         let before = p.next_audio_dts.unwrap_or(0);
         p.push_audio(0, &[0x21, 0x10, 0x04]);
-        assert_eq!(p.next_audio_dts, Some(before + u64::from(AAC_FRAME)));
+        assert_eq!(p.next_audio_dts, Some(before + u64::from(mux::AAC_FRAME)));
         let mut last = 0;
         for s in &p.segments {
             for part in &s.parts {
@@ -699,5 +720,31 @@ mod tests {
         assert!(!p.has(msn, Some(part + 1)));
         assert!(p.has(0, None));
         assert!(p.part(msn, part).is_some());
+    }
+
+    #[test]
+    fn opus_packets_are_timed_by_their_toc_and_bad_ones_dropped() {
+        let mut p = Packager::new();
+        p.set_video(params());
+        p.set_opus(2);
+        let (_, init) = p.init().expect("init");
+        assert!(init.windows(4).any(|w| w == b"Opus"));
+        assert!(init.windows(4).any(|w| w == b"dOps"));
+        for i in 0..90u64 {
+            let ms = (i * 1000 / 30) as i64;
+            p.push_video(ms, 0, i % 30 == 0, &au(i % 30 == 0));
+            // 20 ms CELT packets; one garbage (empty) packet per frame.
+            while p.next_audio_dts.map_or(0, |d| d / 48) <= ms as u64 {
+                let at = p.next_audio_dts.map_or(0, |d| d / 48) as i64;
+                p.push_audio(at, &[0xfc, 0xff, 0xfe]);
+            }
+            p.push_audio(ms, &[]);
+        }
+        // Every packet advanced the clock by 960 samples; none by the
+        // empty ones.
+        let next = p.next_audio_dts.expect("audio");
+        assert_eq!(next % 960, 0);
+        assert!((2900 * 48..=3100 * 48).contains(&next), "{next}");
+        assert_eq!(p.audio_config(), None, "no AAC for restreams");
     }
 }

@@ -1,6 +1,7 @@
 //! A publishing H.264 source — an RTMP push or a pulled RTSP camera — and
 //! everything it feeds: the room's publisher seat, the SFU (H.264 passed
-//! through as RFC 6184 packets, audio as Opus or G.711), HLS (H.264 + AAC),
+//! through as RFC 6184 packets, audio as Opus or G.711), HLS and recordings
+//! (H.264 + AAC, or + Opus made from a camera's G.711),
 //! and the room's latest keyframe for `frame.jpg`.
 //!
 //! RTP packets are made only while a WebRTC viewer subscribes (a joining
@@ -19,6 +20,7 @@ use tracing::warn;
 use crate::hub::{PublisherGuard, RoomBusy, RoomKey};
 use crate::server::SharedState;
 use crate::transcode::aac_opus::AacToOpus;
+use crate::transcode::g711_opus::{G711ToOpus, Law};
 use crate::transcode::jpeg_h264::RTP_PAYLOAD_MTU;
 use crate::webrtc::{RoomMedia, sfu_room};
 
@@ -28,8 +30,9 @@ enum Audio {
     /// AAC: to HLS as it is, to WebRTC as Opus (when the converter could be
     /// built for the stream's configuration).
     Aac(Option<Box<AacToOpus>>),
-    /// G.711 from a camera: to WebRTC as it is (HLS has no G.711).
-    G711(SourceCodec),
+    /// G.711 from a camera: to WebRTC as it is, to HLS as Opus (when the
+    /// encoder could be built).
+    G711(SourceCodec, Option<Box<G711ToOpus>>),
 }
 
 /// One live H.264 source in a room.
@@ -196,13 +199,39 @@ impl H264Source {
 
     /// The source's audio is G.711 (`SourceCodec::Pcmu` or `Pcma`).
     pub async fn g711_config(&mut self, codec: SourceCodec) {
-        self.audio = Audio::G711(codec);
+        let law = if codec == SourceCodec::Pcma {
+            Law::A
+        } else {
+            Law::Mu
+        };
+        let opus = match G711ToOpus::new(law) {
+            Ok(t) => {
+                self.hls.with(|h| h.set_opus(1));
+                Some(Box::new(t))
+            }
+            Err(e) => {
+                warn!(room = %self.key.room, error = %e, "no audio for HLS and recordings");
+                None
+            }
+        };
+        self.audio = Audio::G711(codec, opus);
         self.audio_attached = false;
         self.attach_audio().await;
     }
 
-    /// One G.711 frame with its 8 kHz RTP timestamp: one packet, as it is.
-    pub async fn g711(&mut self, time: u32, payload: &[u8]) {
+    /// One G.711 payload with its 8 kHz RTP timestamp and its time in
+    /// milliseconds: to WebRTC as it is, to HLS as Opus.
+    pub async fn g711(&mut self, time: u32, ms: i64, payload: &[u8]) {
+        if let Audio::G711(_, Some(t)) = &mut self.audio {
+            let packets = t.push(ms, payload);
+            if !packets.is_empty() {
+                self.hls.with(|h| {
+                    for (at, p) in &packets {
+                        h.push_audio(*at, p);
+                    }
+                });
+            }
+        }
         if !self.audio_attached || *self.room_media.subscribers.borrow() == 0 {
             return;
         }
@@ -225,7 +254,7 @@ impl H264Source {
     async fn attach_audio(&mut self) {
         let codec = match &self.audio {
             Audio::Aac(Some(_)) => SourceCodec::Opus,
-            Audio::G711(c) => *c,
+            Audio::G711(c, _) => *c,
             _ => return,
         };
         if self.attached.is_some() && !self.audio_attached {

@@ -175,13 +175,15 @@ async fn read_range(path: &std::path::Path, start: u64, len: u64) -> Option<Vec<
 }
 
 /// The RFC 6381 codecs of an init segment: `avc1.PPCCLL` from its `avcC`,
-/// plus `mp4a.40.2` when it has an AAC track.
+/// plus `mp4a.40.2` when it has an AAC track or `opus` for an Opus one.
 pub fn codecs_of(init: &[u8]) -> Option<String> {
     let at = init.windows(4).position(|w| w == b"avcC")?;
     let c = init.get(at + 5..at + 8)?;
     let mut codecs = format!("avc1.{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
     if init.windows(4).any(|w| w == b"mp4a") {
         codecs.push_str(",mp4a.40.2");
+    } else if init.windows(4).any(|w| w == b"dOps") {
+        codecs.push_str(",opus");
     }
     Some(codecs)
 }

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use camgate_sfu::core::{Join, PeerId, Role, SfuError, SfuEvent};
+use camgate_sfu::core::{Join, PeerId, Role, SfuError, SfuEvent, SourceCodec};
 use camgate_sfu::{SfuHandle, SourceKind};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info, warn};
@@ -478,10 +478,16 @@ impl Media {
                 }
                 SfuEvent::AccessUnit {
                     room,
-                    time,
+                    time_ms,
                     keyframe,
                     access_unit,
-                } => hls_access_unit(&state, &room, time, keyframe, &access_unit),
+                } => hls_access_unit(&state, &room, time_ms, keyframe, &access_unit),
+                SfuEvent::Audio {
+                    room,
+                    time_ms,
+                    codec: SourceCodec::Opus,
+                    payload,
+                } => hls_opus(&state, &room, time_ms, &payload),
                 SfuEvent::Data {
                     room,
                     from,
@@ -500,21 +506,36 @@ impl Media {
     }
 }
 
-/// Feeds a WebRTC publisher's access unit to its room's HLS stream; a
-/// keyframe's SPS/PPS (re)configure it.
-fn hls_access_unit(state: &AppState, sfu_room: &str, time: u32, keyframe: bool, au: &[u8]) {
-    state.media.room(sfu_room).offer_access_unit(au);
-    let Some((app, room)) = sfu_room.split_once('/') else {
-        return;
-    };
-    let key = RoomKey {
+/// The HLS stream of an SFU room, if it has one.
+fn hls_stream(state: &AppState, sfu_room: &str) -> Option<Arc<crate::hls::Stream>> {
+    let (app, room) = sfu_room.split_once('/')?;
+    state.hls.get(&RoomKey {
         app: app.to_owned(),
         room: room.to_owned(),
-    };
-    let Some(stream) = state.hls.get(&key) else {
+    })
+}
+
+/// Feeds a WebRTC publisher's Opus packet to its room's HLS stream (and so
+/// to recordings). G.711 from a WebRTC publisher is not kept: browsers and
+/// WebRTC stacks negotiate Opus, which camgate's answer prefers.
+fn hls_opus(state: &AppState, sfu_room: &str, time_ms: u64, packet: &[u8]) {
+    if let Some(stream) = hls_stream(state, sfu_room) {
+        stream.with(|p| {
+            // WebRTC's Opus is negotiated as stereo (opus/48000/2).
+            p.set_opus(2);
+            p.push_audio(time_ms as i64, packet);
+        });
+    }
+}
+
+/// Feeds a WebRTC publisher's access unit to its room's HLS stream; a
+/// keyframe's SPS/PPS (re)configure it.
+fn hls_access_unit(state: &AppState, sfu_room: &str, time_ms: u64, keyframe: bool, au: &[u8]) {
+    state.media.room(sfu_room).offer_access_unit(au);
+    let Some(stream) = hls_stream(state, sfu_room) else {
         return;
     };
-    let long = stream.push_h264(i64::from(time / 90), keyframe, au);
+    let long = stream.push_h264(time_ms as i64, keyframe, au);
     let mut asked = stream
         .keyframe_asked
         .lock()

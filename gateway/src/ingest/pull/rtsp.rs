@@ -296,7 +296,10 @@ async fn pump(
                         if !src.has_audio() {
                             src.g711_config(codec).await;
                         }
-                        src.g711(f.timestamp().timestamp() as u32, f.data()).await;
+                        let ms = f.timestamp().elapsed() * 1000
+                            / i64::from(f.timestamp().clock_rate().get());
+                        src.g711(f.timestamp().timestamp() as u32, ms, f.data())
+                            .await;
                     }
                 }
             }
