@@ -34,6 +34,74 @@ pub struct Config {
     pub apps_dir: Option<PathBuf>,
     /// Restream destinations.
     pub restream: RestreamConfig,
+    /// HTTPS/WSS (and RTMPS) with rustls; off when unset.
+    pub tls: Option<TlsConfig>,
+    /// Connection caps, timeouts and rate limits.
+    pub limits: LimitsConfig,
+}
+
+/// TLS for the HTTP listener (HTTPS, WSS) and an optional RTMPS listener.
+/// The files are read at start and again on `SIGHUP`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// RTMPS listen address (same certificate); none when unset.
+    #[serde(default)]
+    pub rtmps: Option<SocketAddr>,
+    /// `Strict-Transport-Security` max-age, seconds (0 = no header).
+    #[serde(default = "default_hsts")]
+    pub hsts_max_age_secs: u64,
+}
+
+fn default_hsts() -> u64 {
+    31_536_000
+}
+
+/// Connection caps, timeouts and rate limits. 0 means unlimited for every
+/// count and rate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Seconds a client has to send a request's head (slowloris) or to
+    /// finish a TLS handshake.
+    pub http_header_timeout_secs: u32,
+    /// Open HTTP connections (WebSockets included).
+    pub max_http_connections: u32,
+    /// Open HTTP connections from one address.
+    pub max_http_connections_per_ip: u32,
+    /// Open RTMP(S) connections.
+    pub max_rtmp_connections: u32,
+    /// Open RTMP(S) connections from one address.
+    pub max_rtmp_connections_per_ip: u32,
+    /// API requests per minute from one address (`/api/…`, WHIP/WHEP).
+    pub api_requests_per_minute_per_ip: u32,
+    /// API requests per hour per app token (an SDK client; the seeds'
+    /// default is 1000).
+    pub app_token_requests_per_hour: u32,
+    /// API requests per hour per global (operator) token.
+    pub admin_token_requests_per_hour: u32,
+    /// Viewers of one stream (MJPEG, viewer WebSocket, WHEP).
+    pub max_viewers_per_stream: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            http_header_timeout_secs: 10,
+            max_http_connections: 10_000,
+            max_http_connections_per_ip: 512,
+            max_rtmp_connections: 1_000,
+            max_rtmp_connections_per_ip: 50,
+            api_requests_per_minute_per_ip: 3_000,
+            app_token_requests_per_hour: 1_000,
+            admin_token_requests_per_hour: 0,
+            max_viewers_per_stream: 0,
+        }
+    }
 }
 
 /// Restream destinations.
@@ -171,6 +239,8 @@ impl Default for Config {
             mjpeg: MjpegConfig::default(),
             apps_dir: None,
             restream: RestreamConfig::default(),
+            tls: None,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -253,6 +323,11 @@ impl Config {
                 "pull.min_backoff_secs must be > 0 and ≤ pull.max_backoff_secs".into(),
             ));
         }
+        if self.limits.http_header_timeout_secs == 0 {
+            return Err(ConfigError(
+                "limits.http_header_timeout_secs must be > 0".into(),
+            ));
+        }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -263,12 +338,19 @@ impl Config {
         Ok(())
     }
 
+    /// `https` when TLS is on, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// The public base URL for a server bound to `bound` (no trailing slash).
     pub fn public_base(&self, bound: SocketAddr) -> String {
         match &self.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
-            None if bound.ip().is_unspecified() => format!("http://localhost:{}", bound.port()),
-            None => format!("http://{bound}"),
+            None if bound.ip().is_unspecified() => {
+                format!("{}://localhost:{}", self.scheme(), bound.port())
+            }
+            None => format!("{}://{bound}", self.scheme()),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod guard;
 pub mod hls;
 pub mod hub;
 pub mod ingest;
+pub mod listen;
 pub mod metrics;
 pub mod playback;
 pub mod record;

@@ -98,6 +98,38 @@ struct ServeArgs {
     /// addition to the Mozilla roots.
     #[arg(long, env = "CAMGATE_RESTREAM_CA_FILE")]
     restream_ca_file: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS/WSS (with --tls-key).
+    #[arg(long, env = "CAMGATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CAMGATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// RTMPS listen address (needs TLS) [default: none].
+    #[arg(long, env = "CAMGATE_RTMPS")]
+    rtmps: Option<SocketAddr>,
+    /// API requests per minute per client address, 0 = unlimited
+    /// [default: 3000].
+    #[arg(long, env = "CAMGATE_API_REQUESTS_PER_MINUTE_PER_IP")]
+    api_requests_per_minute_per_ip: Option<u32>,
+    /// API requests per hour per app token, 0 = unlimited [default: 1000].
+    #[arg(long, env = "CAMGATE_APP_TOKEN_REQUESTS_PER_HOUR")]
+    app_token_requests_per_hour: Option<u32>,
+    /// API requests per hour per global token, 0 = unlimited [default: 0].
+    #[arg(long, env = "CAMGATE_ADMIN_TOKEN_REQUESTS_PER_HOUR")]
+    admin_token_requests_per_hour: Option<u32>,
+    /// Viewers of one stream (MJPEG, WebSocket, WHEP), 0 = unlimited
+    /// [default: 0].
+    #[arg(long, env = "CAMGATE_MAX_VIEWERS_PER_STREAM")]
+    max_viewers_per_stream: Option<u32>,
+    /// Open HTTP connections per client address, 0 = unlimited [default: 512].
+    #[arg(long, env = "CAMGATE_MAX_HTTP_CONNECTIONS_PER_IP")]
+    max_http_connections_per_ip: Option<u32>,
+    /// Open RTMP connections per client address, 0 = unlimited [default: 50].
+    #[arg(long, env = "CAMGATE_MAX_RTMP_CONNECTIONS_PER_IP")]
+    max_rtmp_connections_per_ip: Option<u32>,
+    /// Seconds to send a request head or finish a TLS handshake [default: 10].
+    #[arg(long, env = "CAMGATE_HTTP_HEADER_TIMEOUT")]
+    http_header_timeout: Option<u32>,
 }
 
 fn load(args: ServeArgs) -> Result<Config, String> {
@@ -138,7 +170,29 @@ fn load(args: ServeArgs) -> Result<Config, String> {
         pull_max_backoff => pull.max_backoff_secs,
         mjpeg_quality => mjpeg.quality,
         mjpeg_max_fps => mjpeg.max_fps,
+        api_requests_per_minute_per_ip => limits.api_requests_per_minute_per_ip,
+        app_token_requests_per_hour => limits.app_token_requests_per_hour,
+        admin_token_requests_per_hour => limits.admin_token_requests_per_hour,
+        max_viewers_per_stream => limits.max_viewers_per_stream,
+        max_http_connections_per_ip => limits.max_http_connections_per_ip,
+        max_rtmp_connections_per_ip => limits.max_rtmp_connections_per_ip,
+        http_header_timeout => limits.http_header_timeout_secs,
     );
+    if let (Some(cert_file), Some(key_file)) = (args.tls_cert, args.tls_key) {
+        let rtmps = c.tls.as_ref().and_then(|t| t.rtmps);
+        c.tls = Some(camgate::config::TlsConfig {
+            cert_file,
+            key_file,
+            rtmps,
+            hsts_max_age_secs: c.tls.as_ref().map_or(31_536_000, |t| t.hsts_max_age_secs),
+        });
+    }
+    if let Some(addr) = args.rtmps {
+        match c.tls.as_mut() {
+            Some(t) => t.rtmps = Some(addr),
+            None => return Err("--rtmps needs TLS (--tls-cert and --tls-key)".into()),
+        }
+    }
     if let Some(u) = args.public_url {
         c.public_url = Some(u);
     }
@@ -234,8 +288,12 @@ async fn main() -> ExitCode {
         println!("admin token (shown once, store it now): {token}");
     }
     println!("camgate rtmp on rtmp://{}", server.rtmp_addr);
+    if let Some(addr) = server.rtmps_addr {
+        println!("camgate rtmps on rtmps://{addr}");
+    }
     println!(
-        "camgate listening on http://{} (public URL {})",
+        "camgate listening on {}://{} (public URL {})",
+        if server.tls() { "https" } else { "http" },
         server.local_addr,
         server.public_base()
     );

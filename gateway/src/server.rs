@@ -9,7 +9,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use camgate_protocols::api::{self as api_paths, INGEST_WS_PATH, LIVE_WS_PATH};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -40,6 +39,18 @@ pub struct AppState {
     pub cameras: Cameras,
     /// Device handshake limiter per address.
     pub handshake_limiter: RateLimiter,
+    /// API requests per address.
+    pub api_ip_limiter: RateLimiter<std::net::IpAddr>,
+    /// API requests per token id.
+    pub api_token_limiter: RateLimiter<i64>,
+    /// API requests per global token id.
+    pub admin_token_limiter: RateLimiter<i64>,
+    /// Open HTTP connections.
+    pub http_conns: Arc<crate::listen::ConnLimiter>,
+    /// Open RTMP and RTMPS connections.
+    pub rtmp_conns: Arc<crate::listen::ConnLimiter>,
+    /// The certificate, when TLS is on.
+    pub tls: Option<Arc<crate::listen::Tls>>,
     /// Base of returned URLs, without trailing slash.
     pub public_base: String,
     /// Flips to true when the server shuts down.
@@ -142,13 +153,24 @@ pub fn app(state: SharedState) -> Router {
         .finish()
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(axum::middleware::from_fn(api::limits::per_ip))
         // The route guard of the catalogue reads the state from here.
         .layer(axum::Extension(state.clone()));
-    Router::new()
+    let whip = api::whip::routes()
+        .layer(axum::middleware::from_fn(api::limits::per_ip))
+        .layer(axum::Extension(state.clone()));
+    let hsts = state
+        .config
+        .tls
+        .as_ref()
+        .map(|t| t.hsts_max_age_secs)
+        .filter(|age| *age > 0)
+        .and_then(|age| axum::http::HeaderValue::from_str(&format!("max-age={age}")).ok());
+    let router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(crate::api::stats::metrics))
         .nest("/api/v1", api)
-        .merge(api::whip::routes())
+        .merge(whip)
         .route(INGEST_WS_PATH, get(crate::ingest::ws::handler))
         .route(LIVE_WS_PATH, get(mjpeg::viewer_ws))
         .route("/live/{app}/{room}/mjpeg", get(mjpeg::mjpeg))
@@ -167,8 +189,19 @@ pub fn app(state: SharedState) -> Router {
         .route("/play/{app}/{room}", get(player::page))
         .route("/embed/{app}/{room}", get(player::page))
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
-        .layer(axum::middleware::from_fn(crate::metrics::http_latency))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::metrics::http_latency));
+    let router = match hsts {
+        // Browsers that saw HTTPS once keep using it.
+        Some(value) => router.layer(axum::middleware::map_response(move |mut r: Response| {
+            let value = value.clone();
+            async move {
+                r.headers_mut().insert("strict-transport-security", value);
+                r
+            }
+        })),
+        None => router,
+    };
+    router.with_state(state)
 }
 
 async fn health(State(state): State<SharedState>) -> Response {
@@ -213,6 +246,7 @@ pub struct Server {
     state: SharedState,
     listener: TcpListener,
     rtmp_listener: TcpListener,
+    rtmps_listener: Option<TcpListener>,
     shutdown_tx: watch::Sender<bool>,
     /// A newly generated admin token, to be shown once.
     pub generated_admin_token: Option<String>,
@@ -220,6 +254,8 @@ pub struct Server {
     pub local_addr: SocketAddr,
     /// The bound RTMP address.
     pub rtmp_addr: SocketAddr,
+    /// The bound RTMPS address, when TLS and `tls.rtmps` are set.
+    pub rtmps_addr: Option<SocketAddr>,
 }
 
 impl Server {
@@ -265,6 +301,40 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let rtmp_listener = TcpListener::bind(config.rtmp).await?;
         let rtmp_addr = rtmp_listener.local_addr()?;
+        let tls = match &config.tls {
+            Some(files) => Some(crate::listen::Tls::load(files).map_err(ServeError::AppFile)?),
+            None => None,
+        };
+        let rtmps_listener = match config.tls.as_ref().and_then(|t| t.rtmps) {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let rtmps_addr = match &rtmps_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        let limits = &config.limits;
+        let hub = Hub::new();
+        hub.set_max_viewers(limits.max_viewers_per_stream as usize);
+        let per_hour = |n: u32| RateLimiter::new(n, Duration::from_secs(3600));
+        let (api_token_limiter, admin_token_limiter) = (
+            per_hour(limits.app_token_requests_per_hour),
+            per_hour(limits.admin_token_requests_per_hour),
+        );
+        let api_ip_limiter = RateLimiter::new(
+            limits.api_requests_per_minute_per_ip,
+            Duration::from_secs(60),
+        );
+        let http_conns = crate::listen::ConnLimiter::new(
+            "http",
+            limits.max_http_connections,
+            limits.max_http_connections_per_ip,
+        );
+        let rtmp_conns = crate::listen::ConnLimiter::new(
+            "rtmp",
+            limits.max_rtmp_connections,
+            limits.max_rtmp_connections_per_ip,
+        );
         let keys = Keyring::open(&config.data_dir)?;
         let restream_tls = Arc::new(
             crate::restream::tls_config(config.restream.ca_file.as_deref())
@@ -275,10 +345,19 @@ impl Server {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = Arc::new(AppState {
             public_base: config.public_base(local_addr),
-            handshake_limiter: RateLimiter::new(config.ws_ingest.handshakes_per_minute),
+            handshake_limiter: RateLimiter::new(
+                config.ws_ingest.handshakes_per_minute,
+                Duration::from_secs(60),
+            ),
+            api_ip_limiter,
+            api_token_limiter,
+            admin_token_limiter,
+            http_conns,
+            rtmp_conns,
+            tls,
             config,
             db,
-            hub: Hub::new(),
+            hub,
             cameras: Cameras::default(),
             shutdown,
             started: Instant::now(),
@@ -303,14 +382,21 @@ impl Server {
             state,
             listener,
             rtmp_listener,
+            rtmps_listener,
             shutdown_tx,
             generated_admin_token,
             local_addr,
             rtmp_addr,
+            rtmps_addr,
         })
     }
 
-    /// The public base URL.
+    /// Whether HTTPS (and WSS) is on.
+    pub fn tls(&self) -> bool {
+        self.state.tls.is_some()
+    }
+
+    /// The base of every URL the API returns.
     pub fn public_base(&self) -> &str {
         &self.state.public_base
     }
@@ -325,28 +411,39 @@ impl Server {
             state,
             listener,
             rtmp_listener,
+            rtmps_listener,
             shutdown_tx,
             ..
         } = self;
-        tokio::spawn(crate::ingest::rtmp::serve(state.clone(), rtmp_listener));
+        tokio::spawn(crate::ingest::rtmp::serve(
+            state.clone(),
+            rtmp_listener,
+            None,
+        ));
+        if let (Some(l), Some(tls)) = (rtmps_listener, state.tls.clone()) {
+            tokio::spawn(crate::ingest::rtmp::serve(state.clone(), l, Some(tls)));
+        }
+        if let Some(tls) = &state.tls {
+            tls.reload_on_sighup();
+        }
         crate::ingest::pull::start_all(&state).await;
         tokio::spawn(crate::record::supervise(state.clone()));
-        let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let tx = shutdown_tx.clone();
-        // Media is latency-sensitive: a frame smaller than the MSS must not
-        // wait behind Nagle for the viewer's previous ACK.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = tx.send(true);
         });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-                let _ = tx.send(true);
-            })
-            .await?;
+        let front = crate::listen::HttpFront {
+            listener,
+            router: app(state.clone()),
+            tls: state.tls.clone(),
+            conns: state.http_conns.clone(),
+            header_timeout: Duration::from_secs(u64::from(
+                state.config.limits.http_header_timeout_secs,
+            )),
+        };
+        crate::listen::serve_http(front, state.shutdown.clone()).await;
         // Upgraded WebSockets are not tracked by the HTTP server: give them
         // a moment to send their close frames and record stream ends.
         let deadline = Instant::now() + Duration::from_secs(3);

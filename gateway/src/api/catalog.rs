@@ -182,6 +182,9 @@ async fn guard(access: Access, req: Request, next: Next) -> Response {
         Ok(Auth(who)) => who,
         Err(e) => return e.into_response(),
     };
+    if let Some(limited) = super::limits::per_token(&state, &who) {
+        return limited;
+    }
     let checked: Result<(), ApiError> = match access {
         Access::Public | Access::Token => Ok(()),
         Access::Global(p) => who.require_global(p).map_err(ApiError::from),

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod chat;
 pub mod config;
 pub mod ingress;
+pub mod limits;
 pub mod native;
 pub mod restream;
 pub mod snapshots;

@@ -240,6 +240,11 @@ fn media_error(e: MediaError) -> ApiError {
         MediaError::NoPublisher => {
             ApiError::not_found("no_publisher_available", "room has no active publisher")
         }
+        MediaError::ViewerLimit => ApiError::status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "viewer_limit",
+            "the stream has the most viewers allowed",
+        ),
         MediaError::InvalidSdp(m) => {
             ApiError::bad_request("invalid_sdp", format!("malformed SDP offer: {m}"))
         }

@@ -223,44 +223,60 @@ fn grants(granted: &str, wanted: &str) -> bool {
             .is_some_and(|res| wanted.split(':').next() == Some(res))
 }
 
-/// A per-address token bucket: `per_minute` handshakes, refilled smoothly.
+/// A token bucket per key (an address, a token id): `capacity` events per
+/// `window`, refilled smoothly, so a client may burst up to `capacity` and
+/// then goes at `capacity / window`.
 #[derive(Debug)]
-pub struct RateLimiter {
-    per_minute: u32,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+pub struct RateLimiter<K = IpAddr> {
+    capacity: u32,
+    window: std::time::Duration,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl RateLimiter {
-    /// A limiter allowing `per_minute` events per address (0 = unlimited).
-    pub fn new(per_minute: u32) -> RateLimiter {
+impl<K: std::hash::Hash + Eq + Clone> RateLimiter<K> {
+    /// A limiter allowing `capacity` events per key and `window` (0 =
+    /// unlimited).
+    pub fn new(capacity: u32, window: std::time::Duration) -> RateLimiter<K> {
         RateLimiter {
-            per_minute,
+            capacity,
+            window,
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes one token for `ip` at `now`; false when the address is over.
-    pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
-        if self.per_minute == 0 {
-            return true;
+    /// Whether the limiter limits anything.
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    /// Takes one token for `key` at `now`; false when the key is over.
+    pub fn allow(&self, key: K, now: Instant) -> bool {
+        self.check(key, now).is_ok()
+    }
+
+    /// Takes one token for `key` at `now`, or says how long until one is
+    /// free (for `Retry-After`).
+    pub fn check(&self, key: K, now: Instant) -> Result<(), std::time::Duration> {
+        if self.capacity == 0 {
+            return Ok(());
         }
-        let cap = f64::from(self.per_minute);
-        let rate = cap / 60.0;
+        let cap = f64::from(self.capacity);
+        let rate = cap / self.window.as_secs_f64().max(0.001);
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 10_000 {
-            // Forget addresses whose bucket has refilled: bounded memory.
+            // Forget keys whose bucket has refilled: bounded memory.
             map.retain(|_, (tokens, at)| {
                 *tokens + now.duration_since(*at).as_secs_f64() * rate < cap
             });
         }
-        let (tokens, at) = map.entry(ip).or_insert((cap, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(cap);
+        let (tokens, at) = map.entry(key).or_insert((cap, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(cap);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(std::time::Duration::from_secs_f64((1.0 - *tokens) / rate))
         }
     }
 }
@@ -345,12 +361,12 @@ mod tests {
 
     #[test]
     fn rate_limiter_refills() {
-        let l = RateLimiter::new(2);
+        let l = RateLimiter::new(2, std::time::Duration::from_secs(60));
         let ip: IpAddr = [127, 0, 0, 1].into();
         let t = Instant::now();
         assert!(l.allow(ip, t) && l.allow(ip, t));
         assert!(!l.allow(ip, t));
         assert!(l.allow(ip, t + Duration::from_secs(31)));
-        assert!(RateLimiter::new(0).allow(ip, t));
+        assert!(RateLimiter::new(0, std::time::Duration::from_secs(60)).allow(ip, t));
     }
 }

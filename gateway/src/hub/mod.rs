@@ -139,6 +139,20 @@ pub struct Hub {
     rooms: Mutex<HashMap<RoomKey, Arc<Room>>>,
     viewers_total: AtomicUsize,
     publishers_total: AtomicUsize,
+    /// Viewers allowed per room (0 = unlimited).
+    max_viewers: AtomicUsize,
+}
+
+/// Why a viewer could not join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// Nothing is live in the room.
+    #[error("not live")]
+    NotLive,
+    /// The room has as many viewers as allowed.
+    #[error("the stream has the most viewers allowed")]
+    Full,
 }
 
 /// Held by a publisher; dropping it releases the slot's publisher seat.
@@ -222,16 +236,33 @@ impl Hub {
         })
     }
 
-    /// Joins an existing room as a viewer; `None` when nothing is there.
+    /// Viewers allowed per room from now on (0 = unlimited).
+    pub fn set_max_viewers(&self, max: usize) {
+        self.max_viewers.store(max, Ordering::Relaxed);
+    }
+
+    /// Joins an existing room as a viewer.
     pub fn watch(
         self: &Arc<Hub>,
         key: &RoomKey,
-    ) -> Option<(ViewerGuard, watch::Receiver<Option<Frame>>)> {
-        let room = self.get(key)?;
-        room.viewers.send_modify(|n| *n += 1);
+    ) -> Result<(ViewerGuard, watch::Receiver<Option<Frame>>), WatchError> {
+        let room = self.get(key).ok_or(WatchError::NotLive)?;
+        let max = self.max_viewers.load(Ordering::Relaxed);
+        let mut full = false;
+        room.viewers.send_if_modified(|n| {
+            if max > 0 && *n >= max {
+                full = true;
+                return false;
+            }
+            *n += 1;
+            true
+        });
+        if full {
+            return Err(WatchError::Full);
+        }
         self.viewers_total.fetch_add(1, Ordering::Relaxed);
         let rx = room.frames.subscribe();
-        Some((
+        Ok((
             ViewerGuard {
                 room,
                 hub: Arc::downgrade(self),
@@ -344,7 +375,7 @@ mod tests {
     #[test]
     fn slot_lives_while_publisher_or_viewer_is_present() {
         let hub = Hub::new();
-        assert!(hub.watch(&key()).is_none());
+        assert!(hub.watch(&key()).is_err());
         let p = hub
             .publish(&key(), SourceKind::WsMjpeg, "k1", 1)
             .expect("seat");

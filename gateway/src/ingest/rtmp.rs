@@ -33,8 +33,8 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
@@ -170,17 +170,42 @@ impl RtmpSessions {
 }
 
 /// Accepts RTMP connections until shutdown.
-pub async fn serve(state: SharedState, listener: TcpListener) {
+pub async fn serve(
+    state: SharedState,
+    listener: TcpListener,
+    tls: Option<Arc<crate::listen::Tls>>,
+) {
     let mut shutdown = state.shutdown.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
+                    // Over a cap: closed at once, logged once.
+                    let permit = match state.rtmp_conns.try_acquire(peer.ip()) {
+                        Ok(p) => p,
+                        Err(over) => {
+                            info!(%peer, code = over.code(), "rtmp connection refused");
+                            continue;
+                        }
+                    };
                     let _ = socket.set_nodelay(true);
                     let state = state.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let mut conn = Connection::new(state, peer);
-                        if let Err(reason) = conn.run(socket).await {
+                        let result = match tls {
+                            None => conn.run(socket).await,
+                            Some(tls) => {
+                                let accept = tls.rtmps_acceptor().accept(socket);
+                                match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
+                                    Ok(Ok(s)) => conn.run(s).await,
+                                    Ok(Err(e)) => Err(Refusal::Handshake(format!("tls: {e}"))),
+                                    Err(_) => Err(Refusal::Timeout("in the TLS handshake")),
+                                }
+                            }
+                        };
+                        if let Err(reason) = result {
                             conn.log_refusal(&reason);
                         }
                         conn.finish().await;
@@ -290,7 +315,10 @@ impl Connection {
         }
     }
 
-    async fn run(&mut self, mut socket: TcpStream) -> Result<(), Refusal> {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        mut socket: S,
+    ) -> Result<(), Refusal> {
         let mut buf = vec![0u8; 64 * 1024];
         // Handshake, bounded in time.
         let rest = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut socket, &mut buf))
@@ -355,7 +383,7 @@ impl Connection {
         }
     }
 
-    async fn flush(&mut self, socket: &mut TcpStream) -> Result<(), Refusal> {
+    async fn flush<S: AsyncWrite + Unpin>(&mut self, socket: &mut S) -> Result<(), Refusal> {
         if !self.out.is_empty() {
             socket.write_all(&self.out).await.map_err(|_| Refusal::Io)?;
             self.out.clear();
@@ -820,7 +848,10 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 
 /// Runs the server side of the RTMP handshake; returns bytes that followed
 /// it.
-async fn handshake(socket: &mut TcpStream, buf: &mut [u8]) -> Result<Vec<u8>, Refusal> {
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut S,
+    buf: &mut [u8],
+) -> Result<Vec<u8>, Refusal> {
     let mut hs = Handshake::new(PeerType::Server);
     loop {
         let n = socket.read(buf).await.map_err(|_| Refusal::Io)?;

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::api::ApiError;
 use crate::api::native::load_app;
-use crate::hub::{Frame, RoomKey, ViewerGuard};
+use crate::hub::{Frame, RoomKey, ViewerGuard, WatchError};
 use crate::server::SharedState;
 use crate::transcode::h264_mjpeg::MjpegDemand;
 
@@ -84,9 +84,7 @@ pub async fn mjpeg(
     Query(q): Query<PlayQuery>,
 ) -> Result<Response, ApiError> {
     let key = room_key(&state, &app, &room, q.token.as_deref()).await?;
-    let (guard, mut rx) = state.hub.watch(&key).ok_or_else(|| {
-        ApiError::not_found("stream_not_found", format!("{} is not live", key.room))
-    })?;
+    let (guard, mut rx) = state.hub.watch(&key).map_err(|e| watch_error(e, &key))?;
     let (demand, fresh) = h264_demand(&state, &key);
     if fresh {
         rx.mark_changed();
@@ -293,7 +291,10 @@ pub async fn viewer_ws(
             .hub
             .watch(&key)
             .map(|(guard, rx)| (guard, rx, key))
-            .ok_or((4404, "stream_not_found")),
+            .map_err(|e| match e {
+                WatchError::Full => (4429, "viewer_limit"),
+                _ => (4404, "stream_not_found"),
+            }),
         Err(ApiError::Unauthorized(_)) => Err((4401, "playback_unauthorized")),
         Err(_) => Err((4404, "stream_not_found")),
     };
@@ -335,4 +336,16 @@ pub async fn viewer_ws(
             }
         }
     })
+}
+
+/// The API error for a viewer that could not join.
+pub fn watch_error(e: WatchError, key: &RoomKey) -> ApiError {
+    match e {
+        WatchError::Full => ApiError::status(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "viewer_limit",
+            format!("{} has the most viewers allowed", key.room),
+        ),
+        _ => ApiError::not_found("stream_not_found", format!("{} is not live", key.room)),
+    }
 }

@@ -137,6 +137,9 @@ pub enum MediaError {
     /// Nothing publishes in the room.
     #[error("room has no active publisher")]
     NoPublisher,
+    /// The stream has the most viewers allowed.
+    #[error("the stream has the most viewers allowed")]
+    ViewerLimit,
     /// The SDP offer was refused.
     #[error("{0}")]
     InvalidSdp(String),
@@ -339,7 +342,11 @@ impl Media {
         let viewer = if who.hidden {
             None
         } else {
-            state.hub.watch(&key).map(|(guard, _)| guard)
+            match state.hub.watch(&key) {
+                Ok((guard, _)) => Some(guard),
+                Err(crate::hub::WatchError::Full) => return Err(MediaError::ViewerLimit),
+                Err(_) => None,
+            }
         };
         let joined = media
             .sfu
