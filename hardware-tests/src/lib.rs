@@ -80,6 +80,8 @@ pub struct Gateway {
     pub base: String,
     /// `rtmp://127.0.0.1:PORT` (the RTMP listener).
     pub rtmp: String,
+    /// `rtmps://127.0.0.1:PORT` when started with `--rtmps`.
+    pub rtmps: Option<String>,
     /// Its temp data dir.
     pub data_dir: PathBuf,
     /// HTTP client.
@@ -151,6 +153,7 @@ impl Gateway {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut rtmp = String::new();
+        let mut rtmps = None;
         let base = loop {
             let line = lines
                 .next()
@@ -158,6 +161,9 @@ impl Gateway {
                 .expect("read stdout");
             if let Some(rest) = line.strip_prefix("camgate rtmp on ") {
                 rtmp = rest.trim().to_owned();
+            }
+            if let Some(rest) = line.strip_prefix("camgate rtmps on ") {
+                rtmps = Some(rest.trim().to_owned());
             }
             if let Some(rest) = line.strip_prefix("camgate listening on ") {
                 break rest.split_whitespace().next().expect("address").to_owned();
@@ -169,6 +175,7 @@ impl Gateway {
             child: Some(child),
             base,
             rtmp,
+            rtmps,
             data_dir,
             http: reqwest::Client::new(),
             stderr_log,
@@ -818,4 +825,80 @@ impl Drop for RtspCamera {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (openssl), in
+/// `dir`: `(ca.pem, server.pem, server.key)`.
+pub fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=camgate test CA",
+        ],
+    );
+    let (cert, key) = issue_cert(dir, "server", "127.0.0.1");
+    (dir.join("ca.pem"), cert, key)
+}
+
+/// Another certificate for 127.0.0.1 from `test_pki`'s CA in `dir`, with
+/// common name `cn`: `(<name>.pem, <name>.key)`.
+pub fn issue_cert(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let (key, csr, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+    );
+    let subject = format!("/CN={cn}");
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+            &subject,
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    (dir.join(pem), dir.join(key))
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let ok = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "openssl {args:?}");
 }

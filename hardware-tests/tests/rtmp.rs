@@ -6,7 +6,7 @@
 //! affected.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use camgate_hardware_tests::{
@@ -905,70 +905,6 @@ fn code(v: &serde_json::Value) -> String {
     v["error"]["code"].as_str().unwrap_or_default().to_owned()
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it (openssl).
-fn test_pki(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let run = |args: &[&str]| {
-        let ok = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "openssl {args:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=camgate test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
-
 #[tokio::test]
 async fn a_stream_is_restreamed_over_rtmps_to_a_server_with_a_private_ca() {
     use camgate_hardware_tests::bench_rtmp::Nginx;
@@ -977,7 +913,7 @@ async fn a_stream_is_restreamed_over_rtmps_to_a_server_with_a_private_ca() {
     }
     let dir = std::env::temp_dir().join(format!("camgate-rtmps-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let (ca, cert, key) = test_pki(&dir);
+    let (ca, cert, key) = camgate_hardware_tests::test_pki(&dir);
     let server = Nginx::start_rtmps(&dir, 0, &cert, &key);
     assert!(
         server.is_some() || std::env::var("CI").as_deref() != Ok("true"),
