@@ -310,7 +310,13 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
                     let (mut last, mut next) = (8i32, 8i32);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + r.se()? + 256) % 256;
+                            // delta_scale is -128..=127; anything else is
+                            // a broken SPS (found by fuzzing: it overflowed).
+                            let delta = r.se()?;
+                            if !(-128..=127).contains(&delta) {
+                                return None;
+                            }
+                            next = (last + delta + 256) % 256;
                         }
                         last = if next == 0 { last } else { next };
                     }
@@ -360,9 +366,15 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
     };
     let crop_x = if chroma_format == 0 { 1 } else { sub_w };
     let crop_y = (2 - frame_mbs_only) * if chroma_format == 0 { 1 } else { sub_h };
-    let width = (width_mbs.checked_mul(16)?).checked_sub(crop_x * (cl.checked_add(cr)?))?;
-    let height = ((2 - frame_mbs_only) * height_units.checked_mul(16)?)
-        .checked_sub(crop_y * (ct.checked_add(cb)?))?;
+    // Every value is a 32-bit Exp-Golomb number from the stream: checked
+    // arithmetic throughout (fuzzing found the unchecked products).
+    let width = width_mbs
+        .checked_mul(16)?
+        .checked_sub(cl.checked_add(cr)?.checked_mul(crop_x)?)?;
+    let height = height_units
+        .checked_mul(16)?
+        .checked_mul(2 - frame_mbs_only)?
+        .checked_sub(ct.checked_add(cb)?.checked_mul(crop_y)?)?;
     (width > 0 && height > 0 && width <= 16384 && height <= 16384).then_some(SpsInfo {
         profile,
         level,
@@ -710,5 +722,41 @@ mod tests {
             let _ = parse_sps(&hd[..i]);
         }
         assert!(parse_sps(&[0x68, 1, 2, 3]).is_none());
+    }
+
+    #[test]
+    fn an_sps_with_an_impossible_scaling_delta_is_refused_not_overflowed() {
+        // Found by fuzz/h264_rtp: High-family profile, scaling lists whose
+        // delta_scale is far outside -128..=127.
+        let nal = [
+            0x67, 0x56, 0x56, 0x56, 0x56, 0x56, 0x56, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x3a, 0xff, 0xff, 0xff, 0xff,
+        ];
+        let _ = parse_sps(&nal);
+        let second = [
+            0x67, 0x56, 0x56, 0x56, 0x56, 0x56, 0x56, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0x00, 0x84, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x3c, 0x06,
+        ];
+        assert_eq!(parse_sps(&second), None);
+    }
+
+    #[test]
+    fn an_sps_with_a_huge_crop_is_refused_not_overflowed() {
+        // Found by fuzz/h264_rtp: cropping offsets near 2^32.
+        let nal = [
+            0x67, 0x80, 0xe5, 0xc0, 0x44, 0x61, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0xc8,
+            0x00, 0x00, 0x00, 0x46, 0xff, 0x03, 0x86, 0x4a, 0x4b, 0x4c, 0x00, 0x00, 0x4a, 0x4b,
+            0x4c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+        ];
+        let _ = parse_sps(&nal);
+        let other = [
+            0x67, 0x41, 0x42, 0xc0, 0x0d, 0x0e, 0x6d, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        let _ = parse_sps(&other);
+        let last = [
+            0x67, 0x80, 0xbf, 0xe5, 0xc0, 0x1e, 0x72, 0xda, 0x02, 0x00, 0x02, 0x00, 0x3c,
+        ];
+        let _ = parse_sps(&last);
     }
 }

@@ -96,7 +96,8 @@ impl FromStr for TrailingPadding {
 pub struct JpegInfo {
     /// Length of the JPEG itself, EOI included; anything after it was padding.
     pub len: usize,
-    /// Width and height from the SOF segment, when one was present.
+    /// Width and height from the SOF segment, when one was present with
+    /// both non-zero.
     pub dimensions: Option<(u16, u16)>,
     /// The capture stamp camsim and camgate-aware firmware embed, if any.
     pub stamp: Option<CaptureStamp>,
@@ -159,7 +160,10 @@ pub fn check(frame: &[u8], padding: TrailingPadding) -> Result<JpegInfo, JpegErr
             {
                 let h = u16::from_be_bytes([body[1], body[2]]);
                 let w = u16::from_be_bytes([body[3], body[4]]);
-                dimensions = Some((w, h));
+                // Height 0 means "given later by a DNL marker" and width 0
+                // is invalid: neither is a size to report (found by
+                // fuzzing).
+                dimensions = (w > 0 && h > 0).then_some((w, h));
             }
             COM if stamp.is_none() => stamp = CaptureStamp::parse(body),
             SOS => {
