@@ -66,9 +66,13 @@ fn default_hsts() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Seconds a client has to send a request's head (slowloris) or to
-    /// finish a TLS handshake.
+    /// Seconds a client has to send a connection's first request head
+    /// (slowloris) or to finish a TLS handshake.
     pub http_header_timeout_secs: u32,
+    /// Seconds a keep-alive connection may stay idle (longer than common
+    /// clients' pool timeouts, so a reused connection is not closed under
+    /// them).
+    pub http_idle_timeout_secs: u32,
     /// Open HTTP connections (WebSockets included).
     pub max_http_connections: u32,
     /// Open HTTP connections from one address.
@@ -92,6 +96,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             http_header_timeout_secs: 10,
+            http_idle_timeout_secs: 120,
             max_http_connections: 10_000,
             max_http_connections_per_ip: 512,
             max_rtmp_connections: 1_000,
@@ -323,9 +328,9 @@ impl Config {
                 "pull.min_backoff_secs must be > 0 and ≤ pull.max_backoff_secs".into(),
             ));
         }
-        if self.limits.http_header_timeout_secs == 0 {
+        if self.limits.http_header_timeout_secs == 0 || self.limits.http_idle_timeout_secs == 0 {
             return Err(ConfigError(
-                "limits.http_header_timeout_secs must be > 0".into(),
+                "limits.http_header_timeout_secs and http_idle_timeout_secs must be > 0".into(),
             ));
         }
         if let Some(url) = &self.public_url

@@ -4,9 +4,10 @@
 //! * Plain HTTP or HTTPS/WSS with rustls ([`Tls`]); the certificate and key
 //!   are read at start and again on `SIGHUP` (a bad file keeps the old
 //!   ones and logs why).
-//! * A request's head must arrive within `limits.http_header_timeout_secs`
-//!   and a TLS handshake must finish within it (slowloris); hyper closes
-//!   the connection otherwise.
+//! * A connection's first request head must arrive within
+//!   `limits.http_header_timeout_secs`, and a TLS handshake must finish
+//!   within it (slowloris); a keep-alive connection may then idle (or send
+//!   a later head) for `limits.http_idle_timeout_secs`.
 //! * [`ConnLimiter`] caps open connections in all and per address. A
 //!   connection over a cap gets `503 too_many_connections` with
 //!   `Retry-After` and is closed; far over it (twice the cap), it is
@@ -280,8 +281,11 @@ pub struct HttpFront {
     pub tls: Option<Arc<Tls>>,
     /// Open HTTP connections.
     pub conns: Arc<ConnLimiter>,
-    /// Request head and TLS handshake deadline.
+    /// First request head and TLS handshake deadline.
     pub header_timeout: Duration,
+    /// How long a keep-alive connection may idle (or trickle a later
+    /// request head).
+    pub idle_timeout: Duration,
 }
 
 /// Serves HTTP(S) until `shutdown` flips, then lets open requests finish
@@ -293,7 +297,9 @@ pub async fn serve_http(front: HttpFront, mut shutdown: watch::Receiver<bool>) {
         tls,
         conns,
         header_timeout,
+        idle_timeout,
     } = front;
+    let timeouts = (header_timeout, idle_timeout);
     let tasks = Arc::new(());
     loop {
         let (tcp, peer) = tokio::select! {
@@ -323,12 +329,12 @@ pub async fn serve_http(front: HttpFront, mut shutdown: watch::Receiver<bool>) {
         tokio::spawn(async move {
             let _task = task;
             let Some(tls) = tls else {
-                serve_conn(tcp, peer, permit, router, header_timeout, shutdown).await;
+                serve_conn(tcp, peer, permit, router, timeouts, shutdown).await;
                 return;
             };
             match tokio::time::timeout(header_timeout, tls.http_acceptor().accept(tcp)).await {
                 Ok(Ok(stream)) => {
-                    serve_conn(stream, peer, permit, router, header_timeout, shutdown).await;
+                    serve_conn(stream, peer, permit, router, timeouts, shutdown).await;
                 }
                 Ok(Err(e)) => debug!(%peer, error = %e, "tls handshake failed"),
                 Err(_) => debug!(%peer, "tls handshake timed out"),
@@ -346,15 +352,19 @@ async fn serve_conn<I>(
     peer: SocketAddr,
     permit: Result<ConnPermit, Over>,
     router: Router,
-    header_timeout: Duration,
+    (header_timeout, idle_timeout): (Duration, Duration),
     mut shutdown: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // hyper's header timer also runs while a keep-alive connection is idle,
+    // so it is the idle timeout here; the first request head has its own,
+    // shorter deadline below (the slowloris case: many connections, each
+    // trickling its first request).
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(idle_timeout);
     let permit = match permit {
         Ok(p) => p,
         Err(over) => {
@@ -373,7 +383,10 @@ async fn serve_conn<I>(
         io,
         _permit: Some(permit),
     };
+    let first = Arc::new(tokio::sync::Notify::new());
+    let seen = first.clone();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        seen.notify_one();
         req.extensions_mut().insert(ConnectInfo(peer));
         router.clone().oneshot(req)
     });
@@ -381,11 +394,23 @@ async fn serve_conn<I>(
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
     tokio::pin!(conn);
+    let first_head = async {
+        if tokio::time::timeout(header_timeout, first.notified())
+            .await
+            .is_ok()
+        {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(first_head);
     tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
                 debug!(%peer, error = %e, "http connection ended");
             }
+        }
+        () = &mut first_head => {
+            debug!(%peer, "no request head in time; closed");
         }
         () = async { let _ = shutdown.wait_for(|s| *s).await; } => {
             conn.as_mut().graceful_shutdown();

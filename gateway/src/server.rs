@@ -442,6 +442,9 @@ impl Server {
             header_timeout: Duration::from_secs(u64::from(
                 state.config.limits.http_header_timeout_secs,
             )),
+            idle_timeout: Duration::from_secs(u64::from(
+                state.config.limits.http_idle_timeout_secs,
+            )),
         };
         crate::listen::serve_http(front, state.shutdown.clone()).await;
         // Upgraded WebSockets are not tracked by the HTTP server: give them

@@ -6,7 +6,8 @@ Usage:
   aiortc_peer.py chat <whep-url> <token|-> <seconds>
 
 publish sends a moving 640x480 test picture and a 400 Hz tone over WHIP;
-play receives over WHEP and counts decoded video and audio frames.
+play receives over WHEP and counts decoded video and audio frames, with the
+longest gap between video frames and the time spent in gaps over 200 ms.
 chat plays over WHEP with a data channel, sends one chat message on it
 once connected (claiming another sender, which camgate must ignore) and
 collects every message the room sends it.
@@ -141,6 +142,9 @@ async def play(url, token, seconds):
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
     counts = {"video": 0, "audio": 0, "width": 0, "height": 0, "first": None}
+    # Freeze measurement: the longest gap between decoded frames, and the
+    # time spent in gaps longer than 200 ms (what a viewer sees as frozen).
+    gaps = {"last": None, "max": 0.0, "frozen": 0.0}
     tasks = []
     t0 = time.monotonic()
 
@@ -151,8 +155,15 @@ async def play(url, token, seconds):
             except Exception:
                 return
             if track.kind == "video":
+                now = time.monotonic()
                 if counts["first"] is None:
-                    counts["first"] = round((time.monotonic() - t0) * 1000)
+                    counts["first"] = round((now - t0) * 1000)
+                if gaps["last"] is not None:
+                    gap = now - gaps["last"]
+                    gaps["max"] = max(gaps["max"], gap)
+                    if gap > 0.2:
+                        gaps["frozen"] += gap
+                gaps["last"] = now
                 counts["video"] += 1
                 counts["width"], counts["height"] = frame.width, frame.height
             else:
@@ -185,6 +196,8 @@ async def play(url, token, seconds):
                 "width": counts["width"],
                 "height": counts["height"],
                 "firstFrameMs": counts["first"],
+                "maxGapMs": round(gaps["max"] * 1000),
+                "frozenMs": round(gaps["frozen"] * 1000),
                 "deleteStatus": deleted,
             }
         )

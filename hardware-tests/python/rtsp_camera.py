@@ -15,6 +15,7 @@ With USER and PASSWORD every mount needs them (digest authentication).
 Prints "ready <port>" on stdout once it listens; runs until killed.
 """
 
+import os
 import sys
 
 import gi
@@ -64,7 +65,7 @@ def main():
     Gst.init(None)
     port = sys.argv[1]
     server = GstRtspServer.RTSPServer()
-    server.set_address("127.0.0.1")
+    server.set_address(os.environ.get("RTSP_CAMERA_ADDRESS", "127.0.0.1"))
     server.set_service(port)
     mounts = server.get_mount_points()
     auth = None

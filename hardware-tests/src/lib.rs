@@ -133,14 +133,19 @@ impl Gateway {
         } else {
             Command::new(&binary)
         };
-        cmd.arg("serve")
-            .arg("--http")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--webrtc-udp", "127.0.0.1:0", "--webrtc-ip", "127.0.0.1"])
-            .args(["--rtmp", "127.0.0.1:0"])
-            .args(extra)
+        cmd.arg("serve").arg("--data-dir").arg(&data_dir);
+        // Loopback defaults, unless the test gives its own.
+        for (flag, value) in [
+            ("--http", "127.0.0.1:0"),
+            ("--webrtc-udp", "127.0.0.1:0"),
+            ("--webrtc-ip", "127.0.0.1"),
+            ("--rtmp", "127.0.0.1:0"),
+        ] {
+            if !extra.contains(&flag) {
+                cmd.args([flag, value]);
+            }
+        }
+        cmd.args(extra)
             .env("CAMGATE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env(
                 "RUST_LOG",
@@ -571,9 +576,23 @@ pub async fn whep_in_chromium(
 
 /// Runs the aiortc peer (`publish` or `play`) and parses its JSON line.
 pub fn aiortc_peer(mode: &str, url: &str, token: &str, seconds: u32) -> std::process::Child {
+    aiortc_peer_in(None, mode, url, token, seconds)
+}
+
+/// [`aiortc_peer`] run inside a network namespace when one is given.
+pub fn aiortc_peer_in(
+    ns: Option<&NetNs>,
+    mode: &str,
+    url: &str,
+    token: &str,
+    seconds: u32,
+) -> std::process::Child {
     let py = aiortc_python().expect("aiortc available");
-    Command::new(py)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/aiortc_peer.py"))
+    let mut cmd = match ns {
+        Some(ns) => ns.command(&py.display().to_string()),
+        None => Command::new(py),
+    };
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/aiortc_peer.py"))
         .args([mode, url, token, &seconds.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -747,6 +766,8 @@ pub struct RtspCamera {
     child: Child,
     /// Its port.
     pub port: u16,
+    /// Its address.
+    pub host: String,
 }
 
 impl RtspCamera {
@@ -762,7 +783,22 @@ impl RtspCamera {
         RtspCamera::launch(0, None, Some(core))
     }
 
+    /// Starts the camera inside network namespace `ns`, listening on
+    /// `addr` (the namespace's address).
+    pub fn start_in_netns(ns: &NetNs) -> Option<RtspCamera> {
+        RtspCamera::launch_with(0, None, None, Some(ns))
+    }
+
     fn launch(port: u16, creds: Option<(&str, &str)>, core: Option<u32>) -> Option<RtspCamera> {
+        RtspCamera::launch_with(port, creds, core, None)
+    }
+
+    fn launch_with(
+        port: u16,
+        creds: Option<(&str, &str)>,
+        core: Option<u32>,
+        ns: Option<&NetNs>,
+    ) -> Option<RtspCamera> {
         let ok = Command::new("/usr/bin/python3")
             .args([
                 "-c",
@@ -780,13 +816,19 @@ impl RtspCamera {
         }
         let port = if port == 0 { free_port() } else { port };
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/rtsp_camera.py");
-        let mut cmd = match core {
-            Some(c) => {
+        let mut cmd = match (core, ns) {
+            (Some(c), _) => {
                 let mut cmd = Command::new("taskset");
                 cmd.args(["-c", &c.to_string(), "/usr/bin/python3"]);
                 cmd
             }
-            None => Command::new("/usr/bin/python3"),
+            (None, Some(ns)) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &ns.name, "/usr/bin/python3"]);
+                cmd.env("RTSP_CAMERA_ADDRESS", &ns.inner_ip);
+                cmd
+            }
+            (None, None) => Command::new("/usr/bin/python3"),
         };
         cmd.arg(script).arg(port.to_string());
         if let Some((u, p)) = creds {
@@ -805,13 +847,14 @@ impl RtspCamera {
             line.starts_with("ready"),
             "rtsp camera did not start: {line}"
         );
-        Some(RtspCamera { child, port })
+        let host = ns.map_or_else(|| "127.0.0.1".to_owned(), |n| n.inner_ip.clone());
+        Some(RtspCamera { child, port, host })
     }
 
-    /// `rtsp://[user:pass@]127.0.0.1:PORT/{mount}`.
+    /// `rtsp://[user:pass@]HOST:PORT/{mount}`.
     pub fn url(&self, creds: Option<(&str, &str)>, mount: &str) -> String {
         let auth = creds.map(|(u, p)| format!("{u}:{p}@")).unwrap_or_default();
-        format!("rtsp://{auth}127.0.0.1:{}/{mount}", self.port)
+        format!("rtsp://{auth}{}:{}/{mount}", self.host, self.port)
     }
 
     /// Kills it (a camera that drops off the network).
@@ -901,4 +944,168 @@ fn openssl(dir: &Path, args: &[&str]) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "openssl {args:?}");
+}
+
+/// A network namespace joined to this one by a veth pair, made by the test
+/// (root only): a host on its own link whose traffic can be cut or shaped
+/// with `tc netem`. Removed on drop.
+#[derive(Debug)]
+pub struct NetNs {
+    /// Namespace name.
+    pub name: String,
+    /// The address of this side of the link.
+    pub outer_ip: String,
+    /// The address inside the namespace.
+    pub inner_ip: String,
+    outer_if: String,
+    inner_if: String,
+}
+
+impl NetNs {
+    /// Creates namespace number `n` (0–200) of this test process; `None`
+    /// when namespaces cannot be made (not root) outside CI (under
+    /// `CI=true` that fails).
+    pub fn create(n: u8) -> Option<NetNs> {
+        let id = format!("{}{}", std::process::id() % 10_000, n);
+        let ns = NetNs {
+            name: format!("cg{id}"),
+            outer_ip: format!(
+                "10.{}.{}.1",
+                200 + (n % 50),
+                (std::process::id() % 250) as u8
+            ),
+            inner_ip: format!(
+                "10.{}.{}.2",
+                200 + (n % 50),
+                (std::process::id() % 250) as u8
+            ),
+            outer_if: format!("cgo{id}"),
+            inner_if: format!("cgi{id}"),
+        };
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), ns.name.clone()],
+            vec![
+                "link".into(),
+                "add".into(),
+                ns.outer_if.clone(),
+                "type".into(),
+                "veth".into(),
+                "peer".into(),
+                "name".into(),
+                ns.inner_if.clone(),
+            ],
+            vec![
+                "link".into(),
+                "set".into(),
+                ns.inner_if.clone(),
+                "netns".into(),
+                ns.name.clone(),
+            ],
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{}/24", ns.outer_ip),
+                "dev".into(),
+                ns.outer_if.clone(),
+            ],
+            vec![
+                "link".into(),
+                "set".into(),
+                ns.outer_if.clone(),
+                "up".into(),
+            ],
+            vec![
+                "netns".into(),
+                "exec".into(),
+                ns.name.clone(),
+                "ip".into(),
+                "addr".into(),
+                "add".into(),
+                format!("{}/24", ns.inner_ip),
+                "dev".into(),
+                ns.inner_if.clone(),
+            ],
+            vec![
+                "netns".into(),
+                "exec".into(),
+                ns.name.clone(),
+                "ip".into(),
+                "link".into(),
+                "set".into(),
+                ns.inner_if.clone(),
+                "up".into(),
+            ],
+            vec![
+                "netns".into(),
+                "exec".into(),
+                ns.name.clone(),
+                "ip".into(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+        ];
+        for step in steps {
+            let ok = Command::new("ip")
+                .args(&step)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "cannot make a network namespace (ip {step:?}) and CI=true: the fault tests need root and iproute2"
+                );
+                eprintln!("SKIP: cannot make network namespaces (root and iproute2 needed)");
+                return None;
+            }
+        }
+        Some(ns)
+    }
+
+    /// Takes the link down (`false`) or up again (`true`).
+    pub fn link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        let ok = Command::new("ip")
+            .args(["link", "set", &self.outer_if, state])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip link set {state}");
+    }
+
+    /// Applies `tc netem` arguments (e.g. `loss 5% delay 40ms 80ms`) to
+    /// both directions of the link.
+    pub fn netem(&self, args: &[&str]) {
+        let outer = Command::new("tc")
+            .args(["qdisc", "replace", "dev", &self.outer_if, "root", "netem"])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        let inner = Command::new("ip")
+            .args(["netns", "exec", &self.name, "tc", "qdisc", "replace", "dev"])
+            .args([self.inner_if.as_str(), "root", "netem"])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(outer && inner, "tc netem {args:?}");
+    }
+
+    /// A command run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.outer_if])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
 }

@@ -340,6 +340,33 @@ async fn every_abuse_limit_answers_with_its_own_code_and_others_are_served() {
         "the half-sent request was never cut off"
     );
 
+    // A keep-alive connection idle for longer than the first-head deadline
+    // is still served (only the idle timeout, 120 s, closes it): a client
+    // reusing a pooled connection is not cut off under its request.
+    let mut keep = connect_from([127, 0, 0, 5], addr).await;
+    for round in 0..2 {
+        keep.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), keep.read(&mut buf))
+                .await
+                .expect("answer in time")
+                .expect("read");
+            assert!(n > 0, "closed before answering request {round}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        // Drain the body, then idle past the 2 s first-head deadline.
+        tokio::time::sleep(Duration::from_millis(3_000)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(50), keep.read(&mut buf)).await;
+    }
+
     // Connections per address: the seventh gets 503 with its code.
     let mut held = Vec::new();
     for _ in 0..6 {

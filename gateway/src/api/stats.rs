@@ -338,6 +338,44 @@ pub async fn metrics(
         "Seconds since start.",
         &one(state.started.elapsed().as_secs_f64()),
     );
+    // Process figures for leak checks: tasks, file descriptors, memory,
+    // open connections.
+    metric(
+        "tasks",
+        "gauge",
+        "Tokio tasks alive.",
+        &one(tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks() as f64),
+    );
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metric(
+            "open_fds",
+            "gauge",
+            "File descriptors open.",
+            &one(fds.count() as f64),
+        );
+    }
+    if let Some(rss) = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+    {
+        metric(
+            "resident_bytes",
+            "gauge",
+            "Resident memory (4 KiB pages × 4096).",
+            &one(rss * 4096.0),
+        );
+    }
+    metric(
+        "connections",
+        "gauge",
+        "Open connections by listener.",
+        &[
+            ("{listener=\"http\"}".into(), state.http_conns.open() as f64),
+            ("{listener=\"rtmp\"}".into(), state.rtmp_conns.open() as f64),
+        ],
+    );
     let (rooms, viewers, by_type) = live_counts(&state, None);
     metric(
         "rooms",
