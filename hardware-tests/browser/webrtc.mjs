@@ -111,9 +111,22 @@ try {
       });
       const stats = await pc.getStats();
       let codec = null, audioCodec = null, audioPackets = 0, audioEnergy = 0;
+      // Video receive figures from Chromium's own stats (freezes are
+      // Chromium's definition: a frame later than 3× the mean delta or
+      // +150 ms).
+      let video = {};
       stats.forEach((s) => {
         if (s.type === 'codec' && s.mimeType && s.mimeType.startsWith('video/')) codec = s.mimeType;
         if (s.type === 'codec' && s.mimeType && s.mimeType.startsWith('audio/')) audioCodec = s.mimeType;
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+          video = {
+            freezeCount: s.freezeCount ?? null,
+            totalFreezesDuration: s.totalFreezesDuration ?? null,
+            nackCount: s.nackCount ?? null, pliCount: s.pliCount ?? null,
+            packetsLost: s.packetsLost ?? null, packetsReceived: s.packetsReceived ?? null,
+            framesDecoded: s.framesDecoded ?? null,
+          };
+        }
         if (s.type === 'inbound-rtp' && s.kind === 'audio') {
           audioPackets = s.packetsReceived || 0;
           audioEnergy = s.totalAudioEnergy || 0;
@@ -122,7 +135,7 @@ try {
       return {
         status: 201, frames: n, width: v.videoWidth, height: v.videoHeight, firstFrameMs: first,
         audioTracks: ms.getAudioTracks().length, videoCodec: codec, state: pc.connectionState,
-        audioCodec, audioPackets, audioEnergy,
+        audioCodec, audioPackets, audioEnergy, video,
         location: res.headers.get('Location'),
       };
     }, { ...whep, seconds });

@@ -576,23 +576,9 @@ pub async fn whep_in_chromium(
 
 /// Runs the aiortc peer (`publish` or `play`) and parses its JSON line.
 pub fn aiortc_peer(mode: &str, url: &str, token: &str, seconds: u32) -> std::process::Child {
-    aiortc_peer_in(None, mode, url, token, seconds)
-}
-
-/// [`aiortc_peer`] run inside a network namespace when one is given.
-pub fn aiortc_peer_in(
-    ns: Option<&NetNs>,
-    mode: &str,
-    url: &str,
-    token: &str,
-    seconds: u32,
-) -> std::process::Child {
     let py = aiortc_python().expect("aiortc available");
-    let mut cmd = match ns {
-        Some(ns) => ns.command(&py.display().to_string()),
-        None => Command::new(py),
-    };
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/aiortc_peer.py"))
+    Command::new(py)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/aiortc_peer.py"))
         .args([mode, url, token, &seconds.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -947,8 +933,8 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A network namespace joined to this one by a veth pair, made by the test
-/// (root only): a host on its own link whose traffic can be cut or shaped
-/// with `tc netem`. Removed on drop.
+/// (root only): a host on its own link that can be cut off. Removed on
+/// drop.
 #[derive(Debug)]
 pub struct NetNs {
     /// Namespace name.
@@ -1074,23 +1060,6 @@ impl NetNs {
         assert!(ok, "ip link set {state}");
     }
 
-    /// Applies `tc netem` arguments (e.g. `loss 5% delay 40ms 80ms`) to
-    /// both directions of the link.
-    pub fn netem(&self, args: &[&str]) {
-        let outer = Command::new("tc")
-            .args(["qdisc", "replace", "dev", &self.outer_if, "root", "netem"])
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success());
-        let inner = Command::new("ip")
-            .args(["netns", "exec", &self.name, "tc", "qdisc", "replace", "dev"])
-            .args([self.inner_if.as_str(), "root", "netem"])
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(outer && inner, "tc netem {args:?}");
-    }
-
     /// A command run inside the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new("ip");
@@ -1108,4 +1077,97 @@ impl Drop for NetNs {
             .args(["netns", "del", &self.name])
             .status();
     }
+}
+
+/// A UDP relay that impairs a link in user space: datagrams between one
+/// client and `target` are dropped with probability `loss` and delayed by
+/// `delay ± jitter` (uniform, so they also reorder), in both directions.
+/// The client talks to `listen`; `target` sees the relay's own socket on
+/// `via` (another loopback address). Used where the kernel has no
+/// `sch_netem`. Deterministic for a given `seed`; the impairment can be
+/// changed while it runs. Stops when dropped.
+pub struct LossyRelay {
+    task: tokio::task::JoinHandle<()>,
+    impairment: std::sync::Arc<std::sync::Mutex<(f64, Duration, Duration)>>,
+}
+
+impl LossyRelay {
+    /// Starts the relay.
+    pub async fn start(
+        listen: std::net::SocketAddr,
+        via: std::net::IpAddr,
+        target: std::net::SocketAddr,
+        (loss, delay, jitter): (f64, Duration, Duration),
+        seed: u64,
+    ) -> LossyRelay {
+        use std::sync::Arc;
+        let front = Arc::new(
+            tokio::net::UdpSocket::bind(listen)
+                .await
+                .expect("relay front"),
+        );
+        let back = Arc::new(
+            tokio::net::UdpSocket::bind(std::net::SocketAddr::new(via, 0))
+                .await
+                .expect("relay back"),
+        );
+        let impairment = Arc::new(std::sync::Mutex::new((loss, delay, jitter)));
+        let now = impairment.clone();
+        let task = tokio::spawn(async move {
+            // xorshift64*: a small deterministic generator.
+            let mut state = seed | 1;
+            let mut next = move || {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let mut client = None;
+            let (mut a, mut b) = (vec![0u8; 2048], vec![0u8; 2048]);
+            loop {
+                let (data, to, out) = tokio::select! {
+                    r = front.recv_from(&mut a) => {
+                        let Ok((n, from)) = r else { return };
+                        client = Some(from);
+                        (a[..n].to_vec(), target, back.clone())
+                    }
+                    r = back.recv_from(&mut b) => {
+                        let Ok((n, _)) = r else { return };
+                        let Some(c) = client else { continue };
+                        (b[..n].to_vec(), c, front.clone())
+                    }
+                };
+                let (loss, delay, jitter) = *now.lock().unwrap_or_else(|e| e.into_inner());
+                if next() < loss {
+                    continue;
+                }
+                let spread = jitter.as_secs_f64() * (2.0 * next() - 1.0);
+                let wait = Duration::from_secs_f64((delay.as_secs_f64() + spread).max(0.0));
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = out.send_to(&data, to).await;
+                });
+            }
+        });
+        LossyRelay { task, impairment }
+    }
+
+    /// Changes the loss and delay from now on.
+    pub fn set(&self, loss: f64, delay: Duration, jitter: Duration) {
+        *self.impairment.lock().unwrap_or_else(|e| e.into_inner()) = (loss, delay, jitter);
+    }
+}
+
+impl Drop for LossyRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A free UDP port on `ip` (bound and released).
+pub fn free_udp_port(ip: std::net::IpAddr) -> u16 {
+    std::net::UdpSocket::bind((ip, 0))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free udp port")
 }
