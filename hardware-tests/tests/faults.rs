@@ -64,7 +64,9 @@ async fn camera_session(url: &str, key: &str, jpeg: &[u8]) {
         "authorization",
         format!("Bearer {key}").parse().expect("header"),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+    // TCP_NODELAY, as a camera's small writes should be: with Nagle the
+    // close frame waits 40 ms for the ACK of the JPEG.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
         .await
         .expect("camera connects");
     let ready = ws.next().await.expect("ready").expect("ok");
