@@ -7,6 +7,7 @@
 pub mod bench_rtmp;
 pub mod bench_rtsp;
 pub mod bench_sfu;
+pub mod bench_soak;
 pub mod bench_transcode;
 
 use std::io::{BufRead, BufReader};

@@ -48,6 +48,38 @@ enum Cmd {
     /// N concurrent recordings of 2 Mbit/s RTMP streams: CPU per recording
     /// and write amplification, next to nginx-rtmp's `record all`.
     Record(RecordCli),
+    /// A realistic mix for N minutes (cameras, RTMP, RTSP, WebRTC, MJPEG,
+    /// HLS, API): losses, errors by code, RSS/fds/tasks over time, p99
+    /// latencies, and a pass/fail verdict (exit 1 on fail).
+    Soak(SoakCli),
+}
+
+#[derive(clap::Args)]
+struct SoakCli {
+    /// Minutes to run.
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// Cameras over the device WebSocket.
+    #[arg(long, default_value_t = 8)]
+    cameras: usize,
+    /// Frames per second per camera.
+    #[arg(long, default_value_t = 10.0)]
+    fps: f64,
+    /// MJPEG viewers per camera.
+    #[arg(long, default_value_t = 2)]
+    mjpeg_per_camera: usize,
+    /// WebRTC viewers of the RTMP stream.
+    #[arg(long, default_value_t = 4)]
+    webrtc_viewers: usize,
+    /// HLS viewers of the RTMP stream.
+    #[arg(long, default_value_t = 4)]
+    hls_viewers: usize,
+    /// API requests per second.
+    #[arg(long, default_value_t = 5.0)]
+    api_rps: f64,
+    /// camgate binary [default: next to this one].
+    #[arg(long)]
+    camgate: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -806,6 +838,33 @@ async fn main() {
         Cmd::Mjpeg(a) => mjpeg(a).await,
         Cmd::RtmpHls(a) => rtmp_hls(a).await,
         Cmd::Record(a) => record(a).await,
+        Cmd::Soak(a) => {
+            let binary = a
+                .camgate
+                .clone()
+                .unwrap_or_else(|| bin_dir().join("camgate"));
+            let gw = Gateway::start_with(binary, &["--ws-handshakes-per-minute", "0"], &[]);
+            let work_dir = gw.data_dir.join("soak-input");
+            std::fs::create_dir_all(&work_dir).expect("work dir");
+            let report = camgate_hardware_tests::bench_soak::run(
+                gw,
+                camgate_hardware_tests::bench_soak::SoakArgs {
+                    minutes: a.minutes,
+                    cameras: a.cameras,
+                    fps: a.fps,
+                    mjpeg_per_camera: a.mjpeg_per_camera,
+                    webrtc_viewers: a.webrtc_viewers,
+                    hls_viewers: a.hls_viewers,
+                    api_rps: a.api_rps,
+                    work_dir,
+                },
+            )
+            .await;
+            println!("{report}");
+            if report["pass"] != true {
+                std::process::exit(1);
+            }
+        }
         Cmd::Rtsp(a) => {
             let gw = start_pinned(a.camgate.clone(), a.pin_core, &[]);
             camgate_hardware_tests::bench_rtsp::run(
