@@ -54,12 +54,20 @@ pub fn bin(name: &str) -> PathBuf {
 pub fn peer_available(program: &str) -> bool {
     let found = which(program).is_some();
     if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("peer {program} is missing and CI=true: scripts/test installs it");
-        }
-        eprintln!("SKIP: peer {program} not installed (scripts/test installs it)");
+        missing_peer(&format!("peer {program}"), "scripts/test installs it");
     }
     found
+}
+
+/// A test's peer is missing: under `CI=true` that fails the test (with
+/// `how` saying where it comes from); elsewhere the test is skipped with a
+/// line saying so.
+pub fn missing_peer(what: &str, how: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} is missing and CI=true: {how}"
+    );
+    eprintln!("SKIP: {what} is missing ({how})");
 }
 
 /// Looks a program up on PATH.
@@ -502,11 +510,10 @@ pub fn browser_scripts() -> Option<PathBuf> {
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     if !dir.join("node_modules/playwright-core").exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "playwright-core not installed in hardware-tests/browser (scripts/test runs npm ci)"
+        missing_peer(
+            "playwright-core in hardware-tests/browser",
+            "scripts/test runs npm ci",
         );
-        eprintln!("SKIP: playwright-core not installed (scripts/test installs it)");
         return None;
     }
     Some(dir)
@@ -543,11 +550,7 @@ pub fn aiortc_python() -> Option<PathBuf> {
             .status()
             .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "aiortc is missing and CI=true: scripts/test creates hardware-tests/python/.venv"
-        );
-        eprintln!("SKIP: aiortc not installed (scripts/test installs it)");
+        missing_peer("aiortc", "scripts/test creates hardware-tests/python/.venv");
         return None;
     }
     Some(py)
@@ -573,6 +576,28 @@ pub async fn whep_in_chromium(
         ],
     )
     .await
+}
+
+/// Chromium plays an HLS playlist with hls.js (`browser/hls.mjs`) for
+/// `seconds`, in low-latency mode unless `low_latency` is false; returns
+/// its JSON report (frames, size, latency, audio bytes decoded, errors).
+pub async fn hls_in_chromium(
+    dir: &Path,
+    gw: &Gateway,
+    playlist: &str,
+    seconds: u32,
+    low_latency: bool,
+) -> serde_json::Value {
+    let mut args = vec![
+        format!("{}/health", gw.base),
+        playlist.to_owned(),
+        "--seconds".into(),
+        seconds.to_string(),
+    ];
+    if !low_latency {
+        args.push("--no-low-latency".into());
+    }
+    run_node(&dir.join("hls.mjs"), args).await
 }
 
 /// Runs the aiortc peer (`publish` or `play`) and parses its JSON line.
@@ -711,6 +736,38 @@ pub fn ffprobe_spans(url: &str) -> std::collections::HashMap<String, (f64, f64)>
 }
 
 impl Gateway {
+    /// Waits (up to 20 s) until VOD `id` of app `live` has `status`;
+    /// returns the VOD.
+    pub async fn wait_vod(&self, id: i64, status: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, v) = self.get_json(&format!("/api/v1/apps/live/vods/{id}")).await;
+            if v["data"]["status"] == status {
+                return v["data"].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "VOD never {status}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops recording `vod_id` of app `live`; returns its VOD once ready.
+    pub async fn stop_recording(&self, vod_id: i64) -> serde_json::Value {
+        let (status, v) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/v1/apps/live/recording/{vod_id}/stop"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        self.wait_vod(vod_id, "ready").await
+    }
+}
+
+impl Gateway {
     /// Waits (up to `within`) until ingress `id` of `app` shows `status`;
     /// returns its row.
     pub async fn wait_ingress(
@@ -794,11 +851,10 @@ impl RtspCamera {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "GStreamer's RTSP server is missing and CI=true: scripts/test installs gir1.2-gst-rtsp-server-1.0"
+            missing_peer(
+                "GStreamer's RTSP server",
+                "scripts/test installs gir1.2-gst-rtsp-server-1.0",
             );
-            eprintln!("SKIP: GStreamer RTSP server not installed (scripts/test installs it)");
             return None;
         }
         let port = if port == 0 { free_port() } else { port };
@@ -1040,11 +1096,10 @@ impl NetNs {
                 .status()
                 .is_ok_and(|s| s.success());
             if !ok {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "cannot make a network namespace (ip {step:?}) and CI=true: the fault tests need root and iproute2"
+                missing_peer(
+                    &format!("a network namespace (ip {step:?})"),
+                    "the fault tests need root and iproute2",
                 );
-                eprintln!("SKIP: cannot make network namespaces (root and iproute2 needed)");
                 return None;
             }
         }

@@ -42,18 +42,6 @@ async fn live_stream(gw: &Gateway) -> String {
     }
 }
 
-async fn wait_vod(gw: &Gateway, id: i64, status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, v) = gw.get_json(&format!("/api/v1/apps/live/vods/{id}")).await;
-        if v["data"]["status"] == status {
-            return v["data"].clone();
-        }
-        assert!(Instant::now() < deadline, "VOD never {status}: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn enc(id: &str) -> String {
     id.replace('/', "%2F")
 }
@@ -101,7 +89,7 @@ async fn an_rtmp_stream_is_recorded_to_an_mp4_ffprobe_reads() {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["status"], "uploading", "{v}");
-    let vod = wait_vod(&gw, vod_id, "ready").await;
+    let vod = gw.wait_vod(vod_id, "ready").await;
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();
     let secs = vod["durationS"].as_f64().unwrap_or(0.0);
@@ -279,7 +267,7 @@ async fn a_camera_recording_killed_with_sigkill_is_playable_after_restart() {
     let _ = cam.wait();
 
     let gw = Gateway::start_in(dir, &[]);
-    let vod = wait_vod(&gw, vod_id, "ready").await;
+    let vod = gw.wait_vod(vod_id, "ready").await;
     assert!(
         vod["error"].as_str().unwrap_or("").contains("recovered"),
         "{vod}"
@@ -341,7 +329,7 @@ async fn always_record_snapshots_and_retention() {
     // The camera leaves: the recording ends on its own and is playable.
     let _ = cam.kill();
     let _ = cam.wait();
-    let vod = wait_vod(&gw, vod_id, "ready").await;
+    let vod = gw.wait_vod(vod_id, "ready").await;
     let probed = ffprobe_streams(vod["url"].as_str().expect("url"));
     assert!(probed.contains("codec_name=h264"), "{probed}");
 
@@ -382,7 +370,7 @@ async fn record_for(gw: &Gateway, stream: &str, secs: u64) -> Value {
         )
         .await;
     assert_eq!(status, 200, "{v}");
-    wait_vod(gw, id, "ready").await
+    gw.wait_vod(id, "ready").await
 }
 
 #[tokio::test]
@@ -483,15 +471,12 @@ async fn a_day_of_recordings_is_indexed_and_plays_in_dash_js_and_hls_js() {
     );
 
     // hls.js plays the first VOD's HLS (byte ranges into its MP4).
-    let v = run_node(
-        &dir.join("hls.mjs"),
-        vec![
-            format!("{}/health", gw.base),
-            first["hlsUrl"].as_str().expect("hlsUrl").to_owned(),
-            "--seconds".into(),
-            "3".into(),
-            "--no-low-latency".into(),
-        ],
+    let v = camgate_hardware_tests::hls_in_chromium(
+        &dir,
+        &gw,
+        first["hlsUrl"].as_str().expect("hlsUrl"),
+        3,
+        false,
     )
     .await;
     eprintln!("hls.js VOD: {v}");
@@ -558,7 +543,7 @@ async fn a_full_disk_fails_the_recording_cleanly_and_live_playback_goes_on() {
     let stream = live_stream(&gw).await;
     let v = start_recording(&gw, &stream).await;
     let id = v["data"]["vodId"].as_i64().expect("vodId");
-    let vod = wait_vod(&gw, id, "failed").await;
+    let vod = gw.wait_vod(id, "failed").await;
     assert!(
         vod["error"].as_str().unwrap_or("").contains("disk full"),
         "{vod}"
@@ -642,15 +627,7 @@ async fn a_whip_publishers_opus_is_recorded_next_to_its_video() {
     let v = start_recording(&gw, &stream).await;
     let vod_id = v["data"]["vodId"].as_i64().expect("vodId");
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (status, v) = gw
-        .api(
-            Method::POST,
-            &format!("/api/v1/apps/live/recording/{vod_id}/stop"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{v}");
-    let vod = wait_vod(&gw, vod_id, "ready").await;
+    let vod = gw.stop_recording(vod_id).await;
     assert_eq!(vod["hasAudio"], true, "{vod}");
     let url = vod["url"].as_str().expect("signed url");
     let probed = ffprobe_streams(url);
@@ -667,15 +644,12 @@ async fn a_whip_publishers_opus_is_recorded_next_to_its_video() {
     assert_tracks_line_up(url, 0.3);
     // Chromium plays its HLS with hls.js: picture and sound (Opus in fMP4).
     if let Some(dir) = camgate_hardware_tests::browser_scripts() {
-        let v = camgate_hardware_tests::run_node(
-            &dir.join("hls.mjs"),
-            vec![
-                format!("{}/health", gw.base),
-                vod["hlsUrl"].as_str().expect("hlsUrl").to_owned(),
-                "--seconds".into(),
-                "3".into(),
-                "--no-low-latency".into(),
-            ],
+        let v = camgate_hardware_tests::hls_in_chromium(
+            &dir,
+            &gw,
+            vod["hlsUrl"].as_str().expect("hlsUrl"),
+            3,
+            false,
         )
         .await;
         eprintln!("whip vod over hls.js: {v}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use camgate_hardware_tests::{
     ADMIN_TOKEN, Gateway, browser_scripts, ffmpeg_push as push, ffprobe_streams, peer_available,
-    run_node, whep_in_chromium,
+    whep_in_chromium,
 };
 
 /// Creates an RTMP ingress for `room`; returns (id, rtmp_url, body).
@@ -340,16 +340,7 @@ async fn rtmp_stream_plays_as_hls_in_ffprobe_and_in_chromium_with_hls_js() {
     assert_eq!(r.status(), 400);
 
     // hls.js (low-latency mode) in Chromium: frames advance, right size.
-    let v = run_node(
-        &dir.join("hls.mjs"),
-        vec![
-            format!("{}/health", gw.base),
-            playlist.clone(),
-            "--seconds".into(),
-            "4".into(),
-        ],
-    )
-    .await;
+    let v = camgate_hardware_tests::hls_in_chromium(&dir, &gw, &playlist, 4, true).await;
     eprintln!("hls.js: {v}");
     assert_eq!(v["errors"], serde_json::json!([]), "{v}");
     assert_eq!(

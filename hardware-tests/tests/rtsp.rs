@@ -581,25 +581,7 @@ async fn a_pulled_rtsp_camera_is_recorded_with_its_audio() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         tokio::time::sleep(Duration::from_secs(4)).await;
-        let (status, v) = gw
-            .api(
-                Method::POST,
-                &format!("/api/v1/apps/live/recording/{vod_id}/stop"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let vod = loop {
-            let (_, v) = gw
-                .get_json(&format!("/api/v1/apps/live/vods/{vod_id}"))
-                .await;
-            if v["data"]["status"] == "ready" {
-                break v["data"].clone();
-            }
-            assert!(std::time::Instant::now() < deadline, "never ready: {v}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let vod = gw.stop_recording(vod_id).await;
         let url = vod["url"].as_str().expect("url").to_owned();
         let probed = probe(url.clone()).await;
         assert!(

@@ -503,16 +503,7 @@ async fn an_mjpeg_camera_plays_over_hls_through_the_transcoder() {
         "{probed}"
     );
 
-    let v = run_node(
-        &dir.join("hls.mjs"),
-        vec![
-            format!("{}/health", gw.base),
-            playlist,
-            "--seconds".into(),
-            "4".into(),
-        ],
-    )
-    .await;
+    let v = camgate_hardware_tests::hls_in_chromium(&dir, &gw, &playlist, 4, true).await;
     eprintln!("camera over hls.js: {v}");
     let _ = camsim.kill();
     let _ = camsim.wait();
