@@ -228,7 +228,7 @@ fn server_configs(cert: &Path, key: &Path) -> Result<ServerConfigs, String> {
 /// an upgrade to WebSocket.
 struct Counted<I> {
     io: I,
-    _permit: Option<ConnPermit>,
+    _permit: ConnPermit,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
@@ -381,7 +381,7 @@ async fn serve_conn<I>(
     };
     let io = Counted {
         io,
-        _permit: Some(permit),
+        _permit: permit,
     };
     let first = Arc::new(tokio::sync::Notify::new());
     let seen = first.clone();
