@@ -10,9 +10,10 @@
 //!   a later head) for `limits.http_idle_timeout_secs`.
 //! * [`ConnLimiter`] caps open connections in all and per address. A
 //!   connection over a cap gets `503 too_many_connections` with
-//!   `Retry-After` and is closed; far over it (twice the cap), it is
-//!   closed without a word so a flood costs nothing. A WebSocket keeps its
-//!   connection's slot until it closes.
+//!   `Retry-After` (within the first-head deadline) and is closed; while
+//!   256 such answers are under way, further ones are closed without a
+//!   word, so a flood costs little. A WebSocket keeps its connection's slot
+//!   until it closes.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -65,6 +66,21 @@ pub struct ConnLimiter {
     max_per_ip: usize,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Refused connections being answered with their error now.
+    refusing: AtomicUsize,
+}
+
+/// Refused connections answered at once; beyond this they are dropped.
+const MAX_REFUSING: usize = 256;
+
+/// A refused connection being answered; counted out on drop.
+#[derive(Debug)]
+pub struct Refusing(Arc<ConnLimiter>);
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        self.0.refusing.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One open connection's slot; freed on drop.
@@ -97,6 +113,7 @@ impl ConnLimiter {
             max_per_ip: cap(max_per_ip),
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            refusing: AtomicUsize::new(0),
         })
     }
 
@@ -123,10 +140,16 @@ impl ConnLimiter {
         })
     }
 
-    /// Whether a refused connection is so far over the cap that it should
-    /// be dropped without an answer.
-    fn flooded(&self) -> bool {
-        self.open() >= self.max_total.saturating_mul(2)
+    /// A slot for answering a refused connection with its error, or `None`
+    /// when that many are being answered already (a flood): then the
+    /// connection is dropped without a word.
+    fn refusal(self: &Arc<Self>) -> Option<Refusing> {
+        let n = self.refusing.fetch_add(1, Ordering::Relaxed);
+        if n >= MAX_REFUSING {
+            self.refusing.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Refusing(self.clone()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
@@ -315,11 +338,14 @@ pub async fn serve_http(front: HttpFront, mut shutdown: watch::Receiver<bool>) {
         };
         let permit = match conns.try_acquire(peer.ip()) {
             Ok(p) => Ok(p),
-            Err(_) if conns.flooded() => continue,
-            Err(over) => {
-                info!(listener = conns.name, %peer, code = over.code(), "connection refused");
-                Err(over)
-            }
+            Err(over) => match conns.refusal() {
+                Some(refusing) => {
+                    info!(listener = conns.name, %peer, code = over.code(), "connection refused");
+                    Err((over, refusing))
+                }
+                // A flood: no answer, no log line.
+                None => continue,
+            },
         };
         // Media is latency-sensitive: a frame smaller than the MSS must not
         // wait behind Nagle for the viewer's previous ACK.
@@ -350,7 +376,7 @@ pub async fn serve_http(front: HttpFront, mut shutdown: watch::Receiver<bool>) {
 async fn serve_conn<I>(
     io: I,
     peer: SocketAddr,
-    permit: Result<ConnPermit, Over>,
+    permit: Result<ConnPermit, (Over, Refusing)>,
     router: Router,
     (header_timeout, idle_timeout): (Duration, Duration),
     mut shutdown: watch::Receiver<bool>,
@@ -367,15 +393,16 @@ async fn serve_conn<I>(
         .header_read_timeout(idle_timeout);
     let permit = match permit {
         Ok(p) => p,
-        Err(over) => {
+        Err((over, _refusing)) => {
             let svc =
                 hyper::service::service_fn(move |_req: hyper::Request<Incoming>| async move {
                     Ok::<_, Infallible>(too_many(over))
                 });
-            let _ = builder
+            // One answer, within the first-head deadline.
+            let answer = builder
                 .keep_alive(false)
-                .serve_connection(TokioIo::new(io), svc)
-                .await;
+                .serve_connection(TokioIo::new(io), svc);
+            let _ = tokio::time::timeout(header_timeout, answer).await;
             return;
         }
     };
