@@ -12,6 +12,7 @@
 //! * [`device`]: the WebSocket device protocol messages and close codes.
 //! * [`h264`]: Annex B splitting and the RTP payload format (RFC 6184).
 //! * [`flv`]: FLV tag bodies from RTMP (H.264 + AAC) into Annex B / raw AAC.
+//! * [`fmp4`]: fragmented MP4 (CMAF) init segments and fragments.
 //! * [`audio`]: Opus packet durations and G.711 to linear PCM.
 //! * [`api`]: API paths, request/response types and the naming rules
 //!   (slugs, room namespacing).
@@ -33,6 +34,7 @@ pub mod api;
 pub mod audio;
 pub mod device;
 pub mod flv;
+pub mod fmp4;
 pub mod h264;
 pub mod jpeg;
 pub mod multipart;

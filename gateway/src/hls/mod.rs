@@ -1,12 +1,12 @@
 //! HLS and low-latency HLS from a memory ring: no disk for live.
 //!
-//! * [`mux`]: CMAF init segments and fragments (mp4-atom).
+//! * [`mux`]: CMAF init segments and fragments ([`camgate_protocols::fmp4`]).
 //! * [`packager`]: one stream's parts, segments and playlist (sans-IO).
 //! * [`Hls`]: the live streams by room, with a change signal that blocking
 //!   playlist reloads (`_HLS_msn`/`_HLS_part`) and preload-hinted part
 //!   requests wait on.
 
-pub mod mux;
+pub use camgate_protocols::fmp4 as mux;
 pub mod packager;
 
 use std::collections::HashMap;

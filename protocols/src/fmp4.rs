@@ -1,6 +1,7 @@
-//! CMAF / fragmented MP4 for HLS: one init segment (`ftyp` + `moov`) per
-//! stream configuration and one `moof` + `mdat` per partial segment, built
-//! with the mp4-atom crate's box types.
+//! CMAF / fragmented MP4 for HLS and recordings: one init segment
+//! (`ftyp` and `moov`) per stream configuration and one `moof` and `mdat`
+//! per partial segment, built with the mp4-atom crate's box types. (Here,
+//! with the other sans-IO formats, so it is fuzzed with them.)
 //!
 //! Track 1 is H.264 (timescale 90 kHz, `avc1` with the stream's SPS/PPS in
 //! `avcC`; samples are length-prefixed NAL units without parameter sets),
@@ -8,8 +9,8 @@
 //! frame) or Opus (timescale 48 kHz, `Opus` + `dOps` as "Encapsulation of
 //! Opus in ISO Base Media File Format" specifies; packets of any length).
 
-use camgate_protocols::flv::AacConfig;
-use camgate_protocols::h264::{NAL_AUD, NAL_PPS, NAL_SPS, nal_type, split_annex_b};
+use crate::flv::AacConfig;
+use crate::h264::{NAL_AUD, NAL_PPS, NAL_SPS, nal_type, split_annex_b};
 use mp4_atom::{
     Audio, Avc1, Avcc, Dinf, Dops, Dref, Encode, Esds, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof,
     Moov, Mp4a, Mvex, Mvhd, Opus, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf,
@@ -49,7 +50,7 @@ impl AudioParams {
     pub fn frame_duration(&self, frame: &[u8]) -> Option<u32> {
         match self {
             AudioParams::Aac(_) => (!frame.is_empty()).then_some(AAC_FRAME),
-            AudioParams::Opus { .. } => camgate_protocols::audio::opus_packet_samples(frame),
+            AudioParams::Opus { .. } => crate::audio::opus_packet_samples(frame),
         }
     }
 
