@@ -73,6 +73,9 @@ pub struct LimitsConfig {
     /// clients' pool timeouts, so a reused connection is not closed under
     /// them).
     pub http_idle_timeout_secs: u32,
+    /// Largest request head (request line and headers), KiB; a bigger one
+    /// gets `431`. At least 8.
+    pub max_header_kb: u32,
     /// Open HTTP connections (WebSockets included).
     pub max_http_connections: u32,
     /// Open HTTP connections from one address.
@@ -97,6 +100,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             http_header_timeout_secs: 10,
             http_idle_timeout_secs: 120,
+            max_header_kb: 32,
             max_http_connections: 10_000,
             max_http_connections_per_ip: 512,
             max_rtmp_connections: 1_000,
@@ -331,6 +335,11 @@ impl Config {
         if self.limits.http_header_timeout_secs == 0 || self.limits.http_idle_timeout_secs == 0 {
             return Err(ConfigError(
                 "limits.http_header_timeout_secs and http_idle_timeout_secs must be > 0".into(),
+            ));
+        }
+        if self.limits.max_header_kb < 8 {
+            return Err(ConfigError(
+                "limits.max_header_kb must be at least 8".into(),
             ));
         }
         if let Some(url) = &self.public_url

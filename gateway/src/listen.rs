@@ -309,6 +309,8 @@ pub struct HttpFront {
     /// How long a keep-alive connection may idle (or trickle a later
     /// request head).
     pub idle_timeout: Duration,
+    /// Largest request head, bytes (hyper answers `431` above it).
+    pub max_header_bytes: usize,
 }
 
 /// Serves HTTP(S) until `shutdown` flips, then lets open requests finish
@@ -321,8 +323,13 @@ pub async fn serve_http(front: HttpFront, mut shutdown: watch::Receiver<bool>) {
         conns,
         header_timeout,
         idle_timeout,
+        max_header_bytes,
     } = front;
-    let timeouts = (header_timeout, idle_timeout);
+    let limits = ConnLimits {
+        header_timeout,
+        idle_timeout,
+        max_header_bytes: max_header_bytes.max(8192),
+    };
     let tasks = Arc::new(());
     loop {
         let (tcp, peer) = tokio::select! {
@@ -355,12 +362,12 @@ pub async fn serve_http(front: HttpFront, mut shutdown: watch::Receiver<bool>) {
         tokio::spawn(async move {
             let _task = task;
             let Some(tls) = tls else {
-                serve_conn(tcp, peer, permit, router, timeouts, shutdown).await;
+                serve_conn(tcp, peer, permit, router, limits, shutdown).await;
                 return;
             };
             match tokio::time::timeout(header_timeout, tls.http_acceptor().accept(tcp)).await {
                 Ok(Ok(stream)) => {
-                    serve_conn(stream, peer, permit, router, timeouts, shutdown).await;
+                    serve_conn(stream, peer, permit, router, limits, shutdown).await;
                 }
                 Ok(Err(e)) => debug!(%peer, error = %e, "tls handshake failed"),
                 Err(_) => debug!(%peer, "tls handshake timed out"),
@@ -373,12 +380,20 @@ pub async fn serve_http(front: HttpFront, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    max_header_bytes: usize,
+}
+
 async fn serve_conn<I>(
     io: I,
     peer: SocketAddr,
     permit: Result<ConnPermit, (Over, Refusing)>,
     router: Router,
-    (header_timeout, idle_timeout): (Duration, Duration),
+    limits: ConnLimits,
     mut shutdown: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -387,10 +402,16 @@ async fn serve_conn<I>(
     // so it is the idle timeout here; the first request head has its own,
     // shorter deadline below (the slowloris case: many connections, each
     // trickling its first request).
+    let ConnLimits {
+        header_timeout,
+        idle_timeout,
+        max_header_bytes,
+    } = limits;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(idle_timeout);
+        .header_read_timeout(idle_timeout)
+        .max_header_size(max_header_bytes);
     let permit = match permit {
         Ok(p) => p,
         Err((over, _refusing)) => {

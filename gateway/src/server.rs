@@ -445,6 +445,7 @@ impl Server {
             idle_timeout: Duration::from_secs(u64::from(
                 state.config.limits.http_idle_timeout_secs,
             )),
+            max_header_bytes: state.config.limits.max_header_kb as usize * 1024,
         };
         crate::listen::serve_http(front, state.shutdown.clone()).await;
         // Upgraded WebSockets are not tracked by the HTTP server: give them

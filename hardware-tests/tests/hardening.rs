@@ -367,6 +367,17 @@ async fn every_abuse_limit_answers_with_its_own_code_and_others_are_served() {
         let _ = tokio::time::timeout(Duration::from_millis(50), keep.read(&mut buf)).await;
     }
 
+    // A request head over the limit (32 KiB) gets 431; others go on.
+    let big = gw
+        .http
+        .get(format!("{}/health", gw.base))
+        .header("x-padding", "a".repeat(40 * 1024))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(big.status(), 431);
+    assert_eq!(health().await, 200);
+
     // Connections per address: the seventh gets 503 with its code.
     let mut held = Vec::new();
     for _ in 0..6 {
