@@ -357,9 +357,10 @@ async fn webrtc_playback_goes_on_through_5_percent_loss_and_80_ms_jitter() {
     );
     if let Some(v) = chromium {
         eprintln!("5% loss, 80 ms ± 80 ms delay (Chromium): {v}");
-        // Was 21 decoded frames in 12 s with capped resends.
+        // Was 21 decoded frames in 12 s with capped resends (179 now, on a
+        // quiet machine).
         assert!(
-            v["video"]["framesDecoded"].as_u64().unwrap_or(0) >= 100,
+            v["video"]["framesDecoded"].as_u64().unwrap_or(0) >= 50,
             "{v}"
         );
     }
