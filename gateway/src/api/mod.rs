@@ -201,6 +201,15 @@ pub fn created<T: Serialize>(value: T) -> Response {
         .into_response()
 }
 
+/// 200 with a JPEG image.
+pub fn jpeg(bytes: impl Into<axum::body::Body>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "image/jpeg")],
+        bytes.into(),
+    )
+        .into_response()
+}
+
 /// A JSON body whose rejections answer in the envelope with a 400/413.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);

@@ -13,11 +13,9 @@
 
 use std::path::PathBuf;
 
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{Access, Routes};
@@ -202,10 +200,7 @@ async fn image(
     let bytes = tokio::fs::read(file_path(&state, &row.file))
         .await
         .map_err(|_| ApiError::not_found("snapshot_file_missing", "the snapshot's file is gone"))?;
-    let mut resp = Body::from(bytes).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    Ok(resp)
+    Ok(super::jpeg(bytes))
 }
 
 async fn remove(

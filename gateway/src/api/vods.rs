@@ -754,10 +754,7 @@ async fn thumbnail(state: &SharedState, vod: VodRow) -> Result<Response, ApiErro
     let jpeg = tokio::fs::read(state.config.data_dir.join(rel))
         .await
         .map_err(|_| missing())?;
-    let mut r = jpeg.into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    Ok(r)
+    Ok(super::jpeg(jpeg))
 }
 
 async fn probe(

@@ -168,10 +168,7 @@ pub async fn frame(
     let key = room_key(&state, &app, &room, q.token.as_deref()).await?;
     let jpeg = current_jpeg(&state, &key).await?;
     METRICS.frame_out(Output::Snapshot, jpeg.len());
-    let body = Body::from(jpeg);
-    let mut resp = body.into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    let mut resp = crate::api::jpeg(jpeg);
     no_store(&mut resp);
     Ok(resp)
 }
