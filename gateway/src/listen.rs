@@ -328,7 +328,7 @@ pub async fn serve_http(front: HttpFront, mut shutdown: watch::Receiver<bool>) {
     let limits = ConnLimits {
         header_timeout,
         idle_timeout,
-        max_header_bytes: max_header_bytes.max(8192),
+        max_header_bytes,
     };
     let tasks = Arc::new(());
     loop {

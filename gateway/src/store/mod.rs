@@ -233,7 +233,7 @@ pub struct VodRow {
     pub height: Option<i64>,
     /// `mp4`.
     pub format: String,
-    /// AAC audio recorded.
+    /// Audio recorded (AAC or Opus).
     pub has_audio: bool,
     /// Why it failed.
     pub error: Option<String>,
