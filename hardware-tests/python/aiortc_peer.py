@@ -118,18 +118,27 @@ async def wait_connected(pc, timeout=10):
     return pc.connectionState
 
 
-async def publish(url, token, seconds):
-    pc = RTCPeerConnection()
-    pc.addTransceiver(Pattern(), direction="sendonly")
-    pc.addTransceiver(Tone(), direction="sendonly")
+async def negotiate(pc, url, token):
+    """WHIP/WHEP offer and answer, then waits for the connection. Returns
+    (status, location, state), or None after printing the refusal."""
     await pc.setLocalDescription(await pc.createOffer())
     status, location, body = post(url, token, pc.localDescription.sdp)
     if status != 201:
         print(json.dumps({"status": status, "body": body}))
         await pc.close()
-        return 1
+        return None
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
-    state = await wait_connected(pc)
+    return status, location, await wait_connected(pc)
+
+
+async def publish(url, token, seconds):
+    pc = RTCPeerConnection()
+    pc.addTransceiver(Pattern(), direction="sendonly")
+    pc.addTransceiver(Tone(), direction="sendonly")
+    negotiated = await negotiate(pc, url, token)
+    if negotiated is None:
+        return 1
+    status, location, state = negotiated
     await asyncio.sleep(seconds)
     deleted = delete(urljoin(url, location))
     await pc.close()
@@ -173,14 +182,10 @@ async def play(url, token, seconds):
     def on_track(track):
         tasks.append(asyncio.ensure_future(consume(track)))
 
-    await pc.setLocalDescription(await pc.createOffer())
-    status, location, body = post(url, token, pc.localDescription.sdp)
-    if status != 201:
-        print(json.dumps({"status": status, "body": body}))
-        await pc.close()
+    negotiated = await negotiate(pc, url, token)
+    if negotiated is None:
         return 1
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
-    state = await wait_connected(pc)
+    status, location, state = negotiated
     await asyncio.sleep(seconds)
     deleted = delete(urljoin(url, location))
     await pc.close()
@@ -221,14 +226,10 @@ async def chat(url, token, seconds):
         if isinstance(message, str):
             received.append(json.loads(message))
 
-    await pc.setLocalDescription(await pc.createOffer())
-    status, location, body = post(url, token, pc.localDescription.sdp)
-    if status != 201:
-        print(json.dumps({"status": status, "body": body}))
-        await pc.close()
+    negotiated = await negotiate(pc, url, token)
+    if negotiated is None:
         return 1
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
-    state = await wait_connected(pc)
+    status, location, state = negotiated
     try:
         await asyncio.wait_for(opened.wait(), 10)
         channel.send(json.dumps({"topic": "chat", "message": "hello from aiortc", "from": "spoofed"}))

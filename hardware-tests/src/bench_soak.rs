@@ -24,7 +24,7 @@ use camgate_firmware_sim::frames::FrameSource;
 use camgate_protocols::device::FrameSize;
 
 use crate::bench_sfu::{Totals, subscriber};
-use crate::{ADMIN_TOKEN, Gateway, MjpegViewer, RtspCamera};
+use crate::{Gateway, MjpegViewer, RtspCamera};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -98,28 +98,11 @@ struct Sample {
 
 async fn sample(gw: &Gateway, t0: Instant) -> Sample {
     let pid = gw.pid();
-    let text = match gw
-        .http
-        .get(format!("{}/metrics", gw.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-    {
-        Ok(r) => r.text().await.ok(),
-        Err(_) => None,
-    };
-    let tasks = text
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("camgate_tasks "))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(f64::NAN);
     Sample {
         secs: t0.elapsed().as_secs_f64(),
         rss_mb: crate::proc_rss_kb(pid).unwrap_or(0) as f64 / 1024.0,
-        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()),
-        tasks,
+        fds: crate::proc_open_fds(pid),
+        tasks: gw.metrics().await.get("tasks").copied().unwrap_or(f64::NAN),
     }
 }
 
@@ -336,13 +319,13 @@ pub async fn run(gw: Gateway, args: SoakArgs) -> serde_json::Value {
     let every = Duration::from_secs_f64((run_for.as_secs_f64() / 30.0).clamp(2.0, 60.0));
     let mut samples = vec![sample(&gw, t0).await];
     let mjpeg0 = mjpeg_frames.load(Ordering::Relaxed);
-    let frames_in0 = frames_in(&gw).await;
+    let frames_in0 = gw.camera_frames_in().await;
     let measured_from = Instant::now();
     while t0.elapsed() < run_for {
         tokio::time::sleep(every.min(run_for.saturating_sub(t0.elapsed()))).await;
         samples.push(sample(&gw, t0).await);
     }
-    let frames_in = frames_in(&gw).await.saturating_sub(frames_in0);
+    let frames_in = gw.camera_frames_in().await.saturating_sub(frames_in0);
     let mjpeg_got = mjpeg_frames.load(Ordering::Relaxed) - mjpeg0;
     let measured = measured_from.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
@@ -450,15 +433,4 @@ pub async fn run(gw: Gateway, args: SoakArgs) -> serde_json::Value {
         report["errors"],
     );
     report
-}
-
-/// Frames camgate accepted from all cameras so far.
-async fn frames_in(gw: &Gateway) -> u64 {
-    let (_, v) = gw.get_json("/api/v1/apps/live/ws-ingest").await;
-    v["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|k| k["framesReceived"].as_u64())
-        .sum()
 }

@@ -648,6 +648,11 @@ pub fn proc_rss_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// File descriptors a process has open.
+pub fn proc_open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`).
 pub fn clock_ticks_per_sec() -> f64 {
     std::process::Command::new("getconf")
@@ -736,6 +741,39 @@ pub fn ffprobe_spans(url: &str) -> std::collections::HashMap<String, (f64, f64)>
 }
 
 impl Gateway {
+    /// camgate's samples from `/metrics`, by name without the `camgate_`
+    /// prefix (labelled ones as `name{labels}`); empty when unreachable.
+    pub async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let text = match self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+        {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.strip_prefix("camgate_")?.to_owned(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Frames camgate accepted from the cameras of app `live` so far.
+    pub async fn camera_frames_in(&self) -> u64 {
+        let (_, v) = self.get_json("/api/v1/apps/live/ws-ingest").await;
+        v["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["framesReceived"].as_u64())
+            .sum()
+    }
+
     /// Waits (up to 20 s) until VOD `id` of app `live` has `status`;
     /// returns the VOD.
     pub async fn wait_vod(&self, id: i64, status: &str) -> serde_json::Value {
@@ -866,8 +904,7 @@ impl RtspCamera {
                 cmd
             }
             (None, Some(ns)) => {
-                let mut cmd = Command::new("ip");
-                cmd.args(["netns", "exec", &ns.name, "/usr/bin/python3"]);
+                let mut cmd = ns.command("/usr/bin/python3");
                 cmd.env("RTSP_CAMERA_ADDRESS", &ns.inner_ip);
                 cmd
             }
@@ -1010,94 +1047,35 @@ impl NetNs {
     /// `CI=true` that fails).
     pub fn create(n: u8) -> Option<NetNs> {
         let id = format!("{}{}", std::process::id() % 10_000, n);
+        let subnet = format!("10.{}.{}", 200 + (n % 50), std::process::id() % 250);
         let ns = NetNs {
             name: format!("cg{id}"),
-            outer_ip: format!(
-                "10.{}.{}.1",
-                200 + (n % 50),
-                (std::process::id() % 250) as u8
-            ),
-            inner_ip: format!(
-                "10.{}.{}.2",
-                200 + (n % 50),
-                (std::process::id() % 250) as u8
-            ),
+            outer_ip: format!("{subnet}.1"),
+            inner_ip: format!("{subnet}.2"),
             outer_if: format!("cgo{id}"),
             inner_if: format!("cgi{id}"),
         };
-        let steps: Vec<Vec<String>> = vec![
-            vec!["netns".into(), "add".into(), ns.name.clone()],
-            vec![
-                "link".into(),
-                "add".into(),
-                ns.outer_if.clone(),
-                "type".into(),
-                "veth".into(),
-                "peer".into(),
-                "name".into(),
-                ns.inner_if.clone(),
-            ],
-            vec![
-                "link".into(),
-                "set".into(),
-                ns.inner_if.clone(),
-                "netns".into(),
-                ns.name.clone(),
-            ],
-            vec![
-                "addr".into(),
-                "add".into(),
-                format!("{}/24", ns.outer_ip),
-                "dev".into(),
-                ns.outer_if.clone(),
-            ],
-            vec![
-                "link".into(),
-                "set".into(),
-                ns.outer_if.clone(),
-                "up".into(),
-            ],
-            vec![
-                "netns".into(),
-                "exec".into(),
-                ns.name.clone(),
-                "ip".into(),
-                "addr".into(),
-                "add".into(),
-                format!("{}/24", ns.inner_ip),
-                "dev".into(),
-                ns.inner_if.clone(),
-            ],
-            vec![
-                "netns".into(),
-                "exec".into(),
-                ns.name.clone(),
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                ns.inner_if.clone(),
-                "up".into(),
-            ],
-            vec![
-                "netns".into(),
-                "exec".into(),
-                ns.name.clone(),
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                "lo".into(),
-                "up".into(),
-            ],
+        let (name, outer, inner) = (&ns.name, &ns.outer_if, &ns.inner_if);
+        // `ip` argument lists (no value holds a space); `-n` runs inside.
+        let steps = [
+            format!("netns add {name}"),
+            format!("link add {outer} type veth peer name {inner}"),
+            format!("link set {inner} netns {name}"),
+            format!("addr add {}/24 dev {outer}", ns.outer_ip),
+            format!("link set {outer} up"),
+            format!("-n {name} addr add {}/24 dev {inner}", ns.inner_ip),
+            format!("-n {name} link set {inner} up"),
+            format!("-n {name} link set lo up"),
         ];
         for step in steps {
             let ok = Command::new("ip")
-                .args(&step)
+                .args(step.split_whitespace())
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
             if !ok {
                 missing_peer(
-                    &format!("a network namespace (ip {step:?})"),
+                    &format!("a network namespace (ip {step})"),
                     "the fault tests need root and iproute2",
                 );
                 return None;

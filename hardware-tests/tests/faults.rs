@@ -19,31 +19,9 @@ use reqwest::Method;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-/// camgate's own gauges from `/metrics` (name without the prefix →
-/// value; labelled samples as `name{labels}`).
-async fn gauges(gw: &Gateway) -> HashMap<String, f64> {
-    let text = gw
-        .http
-        .get(format!("{}/metrics", gw.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.strip_prefix("camgate_")?.to_owned(), v.parse().ok()?))
-        })
-        .collect()
-}
-
 /// `/proc` view of a process: open file descriptors and threads.
 fn proc_counts(pid: u32) -> (usize, usize) {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let fds = camgate_hardware_tests::proc_open_fds(pid);
     let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -87,7 +65,7 @@ async fn a_thousand_camera_reconnects_leak_no_tasks_sockets_or_memory() {
         camera_session(&m.ws_url, &m.stream_key, &jpeg).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = gauges(&gw).await;
+    let before = gw.metrics().await;
     let (fds0, threads0) = proc_counts(gw.pid());
     let t0 = Instant::now();
     for _ in 0..1000 {
@@ -97,7 +75,7 @@ async fn a_thousand_camera_reconnects_leak_no_tasks_sockets_or_memory() {
     // Let closes finish, then compare.
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
-        let g = gauges(&gw).await;
+        let g = gw.metrics().await;
         let settled =
             g["tasks"] <= before["tasks"] + 2.0 && g["open_fds"] <= before["open_fds"] + 2.0;
         if settled || Instant::now() > deadline {

@@ -281,18 +281,6 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-async fn frames_received(gw: &Gateway) -> u64 {
-    let (_, v) = gw.get_json("/api/v1/apps/live/ws-ingest").await;
-    v["data"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .filter_map(|r| r["framesReceived"].as_u64())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 async fn mjpeg(args: MjpegArgs) {
     let (cameras, per_camera) = match args.viewers {
         Some(v) => (1, v),
@@ -384,7 +372,7 @@ async fn mjpeg(args: MjpegArgs) {
 
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let ticks = camgate_hardware_tests::clock_ticks_per_sec();
-    let in0 = frames_received(&gw).await;
+    let in0 = gw.camera_frames_in().await;
     let cpu0 = camgate_hardware_tests::proc_cpu_ticks(pid).unwrap_or(0);
     let t0 = Instant::now();
     measuring.store(true, Ordering::Relaxed);
@@ -399,7 +387,7 @@ async fn mjpeg(args: MjpegArgs) {
     measuring.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu1 = camgate_hardware_tests::proc_cpu_ticks(pid).unwrap_or(0);
-    let in1 = frames_received(&gw).await;
+    let in1 = gw.camera_frames_in().await;
     for v in viewers {
         let _ = v.await;
     }
